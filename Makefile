@@ -1,0 +1,66 @@
+# The two commands:  make demo  (a simulated fleet on this machine, then workshop.yml against it)
+#                    make test  (lint, unit tests, molecule scenarios against twin units)
+# Everything else is a step of those two. Run as root on Debian 12.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+FLEET_SIZE ?= 4
+SIM_INVENTORY := inventories/sim
+FLEET_KEY := build/sim/fleet_key
+MOLECULE_SCENARIOS ?= default
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test host venv images fleet-up fleet-down lint unit molecule argspecs clean help
+
+help:
+	@echo "make demo        bring up $(FLEET_SIZE) twin Thor units and run workshop.yml against them"
+	@echo "make test        lint, unit tests and molecule scenarios ($(MOLECULE_SCENARIOS))"
+	@echo "make fleet-up FLEET_SIZE=N / make fleet-down / make images / make lint / make unit / make molecule"
+
+demo: fleet-up
+	ansible-playbook -i $(SIM_INVENTORY) workshop.yml
+
+test: lint unit molecule
+
+host:
+	@scripts/bootstrap-host.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt | host
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+images: host
+	twin/unit/build.sh
+	twin/vllm/build.sh
+
+$(FLEET_KEY):
+	mkdir -p $(dir $@)
+	ssh-keygen -q -t ed25519 -N '' -C thor-twin-fleet -f $@
+
+fleet-up: images venv $(FLEET_KEY)
+	ansible-playbook playbooks/sim/fleet_up.yml -e twin_fleet_size=$(FLEET_SIZE)
+
+fleet-down: host venv
+	ansible-playbook playbooks/sim/fleet_down.yml
+
+lint: venv
+	yamllint --strict .
+	ruff check .
+	scripts/check-argument-specs.py
+	ansible-lint
+	ansible-playbook -i thor_fleet workshop.yml --syntax-check
+
+unit: venv
+	pytest -q tests/unit
+
+molecule: images venv $(FLEET_KEY)
+	for s in $(MOLECULE_SCENARIOS); do molecule test --scenario-name $$s; done
+
+clean: fleet-down
+	rm -rf build/facts

@@ -1,0 +1,46 @@
+"""What a converged twin unit looks like from a participant's SSH session."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_reached_over_ssh_as_the_workshop_user(host):
+    assert host.backend.NAME == "paramiko"
+    assert host.user().name == "workshop"
+    assert "docker" in host.user().groups
+
+
+def test_systemd_booted(host):
+    state = host.run("systemctl is-system-running").stdout.strip()
+    assert state in ("running", "degraded"), host.run("systemctl --failed --no-pager").stdout
+
+
+def test_inner_docker_engine_serves_the_workshop_user(host):
+    assert host.service("docker").is_running
+    info = host.run("docker info --format '{{json .}}'")
+    assert info.rc == 0, info.stderr
+    data = json.loads(info.stdout)
+    assert "nvidia" in data["Runtimes"]
+    assert data["Driver"] == "overlay2"
+
+
+def test_workshop_images_are_present(host):
+    for image in ("thor-twin/vllm:25.09-py3", "thor-twin/cuda:13.0.0-runtime-ubuntu24.04"):
+        assert host.run("docker image inspect %s", image).rc == 0, image
+
+
+def test_thor_release_and_memory_model(host):
+    release = host.file("/etc/nv_tegra_release").content_string
+    assert release.startswith("# R38 (release), REVISION: ")
+    # The twin's /proc/meminfo is its unified-memory model: 122.82 GiB, as CUDA reports on Thor.
+    assert host.run("awk '/^MemTotal:/ {print $2}' /proc/meminfo").stdout.strip() == "128790528"
+
+
+def test_preflight_exported_stable_facts(host):
+    fact = json.loads(host.file("/etc/ansible/facts.d/thor.fact").content_string)
+    assert fact["simulated"] is True
+    assert fact["l4t"]["major"] == 38
+    assert fact["l4t"]["jetpack_major"] == 7
+    assert fact["memory_total_bytes"] == 128790528 * 1024
+    assert fact["power_mode"]["name"]
