@@ -13,7 +13,7 @@ MOLECULE_SCENARIOS ?= default
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test host venv images fleet-up fleet-down lint unit molecule argspecs clean help
+.PHONY: demo test host venv images fleet-up fleet-down lint unit molecule collection clean help
 
 help:
 	@echo "make demo        bring up $(FLEET_SIZE) twin Thor units and run workshop.yml against them"
@@ -55,6 +55,15 @@ lint: venv
 	scripts/check-argument-specs.py
 	ansible-lint
 	ansible-playbook -i thor_fleet workshop.yml --syntax-check
+	$(MAKE) --no-print-directory collection
+
+# Build the collection artifact and install it offline (its dependencies come with the ansible package).
+collection: venv
+	rm -rf build/dist && mkdir -p build/dist
+	ansible-galaxy collection build --output-path build/dist >/dev/null
+	cd build/dist && ANSIBLE_CONFIG= ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/dist/installed ansible-galaxy collection install -p installed jetson_thor-workshop-*.tar.gz >/dev/null
+	test -f build/dist/installed/ansible_collections/jetson_thor/workshop/plugins/modules/thor_info.py
+	@echo "collection: built and installed offline: $$(ls build/dist/*.tar.gz)"
 
 unit: venv
 	pytest -q tests/unit
