@@ -39,7 +39,7 @@ options:
     description:
       - Runtimes to declare under C(runtimes), by name. Each named runtime's definition is set as a whole; runtimes not
         named here are kept.
-      - The NVIDIA Container Toolkit's entry is C({"nvidia": {"path": "nvidia-container-runtime", "args": []}}).
+      - 'The NVIDIA Container Toolkit''s entry is C({"nvidia": {"path": "nvidia-container-runtime", "args": []}}).'
     type: dict
   default_runtime:
     description:
