@@ -48,7 +48,7 @@ twin_import "$cuda" "$CUDA_IMAGE" "$hash" 'CMD ["/bin/sh"]' \
   'ENV PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   'ENV NVIDIA_VISIBLE_DEVICES=all' 'ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility' 'ENV CUDA_VERSION=13.0.0'
 mkdir -p "$(dirname "$CUDA_TAR")"
-docker save -o "$CUDA_TAR.tmp" "$CUDA_IMAGE" && mv "$CUDA_TAR.tmp" "$CUDA_TAR"
+docker save -o "$CUDA_TAR.tmp" "$CUDA_IMAGE" && chmod 0644 "$CUDA_TAR.tmp" && mv "$CUDA_TAR.tmp" "$CUDA_TAR"
 
 # 3. Unit rootfs: copy of the base, the overlay rootfs/ (plain files), then a few commands.
 unit="$ROOTFS_DIR/unit"
