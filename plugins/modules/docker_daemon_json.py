@@ -150,7 +150,7 @@ def _fail_unusable(module, path, exc):
         msg=(
             f"{path} is not usable as Docker's daemon configuration: {exc.message}{where}. "
             f"The file was left untouched. Fix it by hand (`python3 -m json.tool {path}` points at the error), "
-            f"or move it aside so that it is created afresh; dockerd will not start with it as it is."
+            f"or move it aside so that it is created afresh; dockerd refuses to (re)start with the file as it is."
         ),
         path=path,
         error={"reason": exc.message, "line": exc.line, "column": exc.column},
