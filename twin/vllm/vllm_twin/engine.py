@@ -1,0 +1,253 @@
+"""The simulated engine: a continuous-batching loop whose steps last what the timing model says.
+
+Each step admits waiting requests (up to --max-num-seqs and the KV capacity), runs chunked prefill within
+max_num_batched_tokens, advances every decoding request by one token (or 1 + accepted drafts with EAGLE3),
+then hands each request its new text. Step deadlines are absolute, so sleep overshoot does not accumulate;
+the loop learns its own overshoot and wakes that much early. Every time here is simulated.
+"""
+
+import asyncio
+import collections
+import hashlib
+import os
+import random
+import time
+
+from vllm_twin import logfmt
+
+BLOCK = 16
+
+
+class Delta:
+    __slots__ = ("finish_reason", "model_ns", "stop_reason", "text", "tokens")
+
+    def __init__(self, text, tokens, finish_reason, stop_reason, model_ns):
+        self.text, self.tokens, self.finish_reason = text, tokens, finish_reason
+        self.stop_reason, self.model_ns = stop_reason, model_ns
+
+
+class Request:
+    def __init__(self, prompt_ids, tokens, max_tokens, min_tokens=0, stop=(), eos_id=None):
+        self.prompt_ids, self.tokens, self.max_tokens = prompt_ids, tokens, max_tokens
+        self.min_tokens, self.stop, self.eos_id = min_tokens, [s for s in stop if s], eos_id
+        self.queue = asyncio.Queue()
+        self.arrival = time.perf_counter()
+        self.scheduled = self.first_token = self.last_token = self.finished_at = None
+        self.prefill_left = len(prompt_ids)
+        self.num_output, self.text = 0, ""
+        self.done = False
+
+
+class Engine:
+    def __init__(self, tokenizer, timing, metrics, max_num_seqs, max_batched_tokens, kv_capacity_tokens):
+        self.tok, self.timing, self.metrics = tokenizer, timing, metrics
+        self.max_num_seqs, self.max_batched = max_num_seqs, max_batched_tokens
+        self.kv_capacity = kv_capacity_tokens
+        self.waiting, self.running = collections.deque(), []
+        self.prefix_cache = collections.OrderedDict()
+        self.rng = random.Random(0)
+        self.overshoot = 0.0
+        self.stats = collections.Counter()
+        self._wake = asyncio.Event()
+        self._task = None
+
+    def start(self):
+        self._task = asyncio.ensure_future(self._loop())
+
+    def add(self, req):
+        self.waiting.append(req)
+        self._wake.set()
+
+    def abort(self, req):
+        if req.done:
+            return
+        if req in self.waiting:
+            self.waiting.remove(req)
+        elif req in self.running:
+            self.running.remove(req)
+        self._finish(req, "abort")
+
+    def abort_all(self):
+        for req in list(self.waiting) + list(self.running):
+            self.abort(req)
+            req.queue.put_nowait(Delta("", 0, "abort", None, time.perf_counter_ns()))
+
+    @property
+    def kv_used(self):
+        return sum(len(r.prompt_ids) + r.num_output for r in self.running)
+
+    def _admit(self, now):
+        while self.waiting and len(self.running) < self.max_num_seqs:
+            req = self.waiting[0]
+            if self.running and self.kv_used + len(req.prompt_ids) + 1 > self.kv_capacity:
+                break
+            self.waiting.popleft()
+            req.scheduled = now
+            hits = self._prefix_hits(req.prompt_ids)
+            req.prefill_left = max(1, len(req.prompt_ids) - hits)
+            self.metrics.prefix(len(req.prompt_ids), hits)
+            self.stats["prefix_queries"] += len(req.prompt_ids)
+            self.stats["prefix_hits"] += hits
+            self.running.append(req)
+
+    def _prefix_hits(self, ids):
+        """vLLM's prefix cache on 16-token blocks: leading blocks seen before are not prefilled again."""
+        hits, h = 0, hashlib.blake2b(digest_size=8)
+        still_hitting = True
+        for start in range(0, len(ids) - len(ids) % BLOCK, BLOCK):
+            h.update(repr(ids[start : start + BLOCK]).encode())
+            key = h.digest()
+            if still_hitting and key in self.prefix_cache:
+                hits += BLOCK
+                self.prefix_cache.move_to_end(key)
+            else:
+                still_hitting = False
+                self.prefix_cache[key] = True
+        while len(self.prefix_cache) > self.kv_capacity // BLOCK:
+            self.prefix_cache.popitem(last=False)
+        return hits
+
+    async def _loop(self):
+        deadline = None
+        while True:
+            if not self.running and not self.waiting:
+                self._wake.clear()
+                self.metrics.step(0, 0, 0.0, 0)
+                await self._wake.wait()
+                deadline = None
+            now = time.perf_counter()
+            self._admit(now)
+            decoding = [r for r in self.running if r.prefill_left == 0]
+            budget = self.max_batched - len(decoding) * (1 + self.timing.k)
+            prefill = []
+            for req in self.running:
+                if req.prefill_left and budget > 0:
+                    take = min(req.prefill_left, budget)
+                    prefill.append((req, take))
+                    budget -= take
+            prefill_tokens = sum(t for _, t in prefill)
+            duration = self.timing.step_seconds(len(decoding), prefill_tokens)
+            start = now if deadline is None or deadline < now - duration else deadline
+            deadline = start + duration
+            delay = deadline - time.perf_counter() - self.overshoot
+            if delay > 0:
+                await asyncio.sleep(delay)
+            woke = time.perf_counter()
+            self.overshoot = min(0.005, max(0.0, self.overshoot + 0.2 * (woke - deadline)))
+            self._step(decoding, prefill, prefill_tokens, deadline)
+
+    def _step(self, decoding, prefill, prefill_tokens, deadline):
+        model_ns = int(deadline * 1e9)
+        emitted = 0
+        for req in decoding:
+            if req.done:
+                continue
+            self.metrics.inter_token(deadline - req.last_token)
+            emitted += self._advance(req, self._spec_tokens(req), deadline, model_ns)
+        for req, take in prefill:
+            if req.done:
+                continue
+            req.prefill_left -= take
+            if req.prefill_left == 0:
+                req.first_token = deadline
+                self.metrics.ttft.observe(deadline - req.arrival)
+                emitted += self._advance(req, 1, deadline, model_ns)
+        self.stats["prompt_tokens"] += prefill_tokens
+        self.stats["generation_tokens"] += emitted
+        self.metrics.prompt_tokens.inc(prefill_tokens)
+        self.metrics.generation_tokens.inc(emitted)
+        self.running = [r for r in self.running if not r.done]
+        self.metrics.step(
+            len(self.running), len(self.waiting), min(1.0, self.kv_used / self.kv_capacity), prefill_tokens + emitted
+        )
+
+    def _spec_tokens(self, req):
+        """1 + accepted draft tokens for this step (1 without speculative decoding)."""
+        k = self.timing.k
+        if not k:
+            return 1
+        accepted = 0
+        while accepted < k and self.rng.random() < self.timing.accept_probability(req.num_output + accepted):
+            accepted += 1
+        self.metrics.draft(k, accepted)
+        self.stats["drafts"] += 1
+        self.stats["draft_tokens"] += k
+        self.stats["accepted"] += accepted
+        for pos in range(accepted):
+            self.stats[f"pos{pos}"] += 1
+        return 1 + accepted
+
+    def _advance(self, req, n, now, model_ns):
+        """Generate up to n tokens for req and queue their text; returns how many were generated."""
+        text, count, finish, stop_reason = "", 0, None, None
+        while count < n and finish is None:
+            tid = next(req.tokens)
+            if tid == req.eos_id and req.num_output < req.min_tokens:
+                continue
+            count += 1
+            req.num_output += 1
+            if tid == req.eos_id:
+                finish = "stop"
+                break
+            text += self.tok.token_text(tid, first=not req.text and not text)
+            if req.num_output >= req.min_tokens:
+                for s in req.stop:
+                    cut = (req.text + text).find(s, max(0, len(req.text) - len(s)))
+                    if cut >= 0:
+                        text, finish, stop_reason = (req.text + text)[len(req.text) : cut], "stop", s
+                        break
+            if finish is None and req.num_output >= req.max_tokens:
+                finish = "length"
+        req.text += text
+        req.last_token = now
+        if finish:
+            self._finish(req, finish)
+        req.queue.put_nowait(Delta(text, count, finish, stop_reason, model_ns))
+        return count
+
+    def _finish(self, req, reason):
+        req.done = True
+        req.finished_at = time.perf_counter()
+        self.metrics.finished(req, reason)
+
+
+async def log_stats(engine):
+    """`Engine 000: Avg prompt throughput…` (and `SpecDecoding metrics:`) every VLLM_LOG_STATS_INTERVAL seconds."""
+    interval = float(os.environ.get("VLLM_LOG_STATS_INTERVAL", "10"))
+    last, last_t, last_tput = collections.Counter(), time.perf_counter(), (0.0, 0.0)
+    while True:
+        await asyncio.sleep(interval)
+        now, cur = time.perf_counter(), collections.Counter(engine.stats)
+        delta, elapsed = cur - last, now - last_t
+        tput = (delta["prompt_tokens"] / elapsed, delta["generation_tokens"] / elapsed)
+        level = "DEBUG" if not any(tput) and not any(last_tput) else "INFO"
+        hit_rate = 100.0 * delta["prefix_hits"] / delta["prefix_queries"] if delta["prefix_queries"] else 0.0
+        logfmt.log(
+            level,
+            "loggers.py:123",
+            "Engine %03d: Avg prompt throughput: %.1f tokens/s, Avg generation "
+            "throughput: %.1f tokens/s, Running: %d reqs, Waiting: %d reqs, GPU KV cache usage: %.1f%%, "
+            "Prefix cache hit rate: %.1f%%",
+            0,
+            tput[0],
+            tput[1],
+            len(engine.running),
+            len(engine.waiting),
+            100.0 * engine.kv_used / engine.kv_capacity,
+            hit_rate,
+        )
+        if delta["drafts"]:
+            k = engine.timing.k
+            rates = ", ".join(f"{delta[f'pos{i}'] / delta['drafts']:.3f}" for i in range(k))
+            logfmt.log(
+                level,
+                "metrics.py:87",
+                "SpecDecoding metrics: Draft acceptance rate: %.1f%%, Mean acceptance "
+                "length: %.2f, Accepted: %d tokens, Drafted: %d tokens, Per-position acceptance rate: %s",
+                100.0 * delta["accepted"] / delta["draft_tokens"],
+                1 + delta["accepted"] / delta["drafts"],
+                delta["accepted"],
+                delta["draft_tokens"],
+                rates,
+            )
+        last, last_t, last_tput = cur, now, tput
