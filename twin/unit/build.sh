@@ -2,7 +2,7 @@
 # Build the twin Jetson Thor unit image and the tiny CUDA stand-in image, fully offline.
 #   thor-twin/unit:latest                         debootstrap bookworm + docker.io + rootfs/ overlay
 #   thor-twin/cuda:13.0.0-runtime-ubuntu24.04     busybox-static only; saved to build/images/thor-twin-cuda.tar
-# Both are skipped when their recipe label equals the hash of twin/unit/ + twin/lib.sh.
+# Both are skipped when their recipe label equals the hash of twin/unit/ + twin/lib.sh (--force: build anyway).
 # The debootstrap+apt base is cached in build/rootfs/unit-base (keyed by packages.txt + lib.sh),
 # so an overlay-only change rebuilds in seconds.
 set -euo pipefail
@@ -17,7 +17,9 @@ ROOTFS_DIR="$TWIN_BUILD_DIR/rootfs"
 start=$SECONDS
 
 hash="$(twin_recipe_hash twin/unit twin/lib.sh)"
-if twin_image_current "$UNIT_IMAGE" "$hash" && twin_image_current "$CUDA_IMAGE" "$hash" && [ -s "$CUDA_TAR" ]; then
+force=0
+[ "${1:-}" = --force ] && force=1
+if [ "$force" = 0 ] && twin_image_current "$UNIT_IMAGE" "$hash" && twin_image_current "$CUDA_IMAGE" "$hash" && [ -s "$CUDA_TAR" ]; then
   echo "thor-twin/unit and thor-twin/cuda up to date (recipe ${hash:0:12}); $((SECONDS - start)) s"
   exit 0
 fi
