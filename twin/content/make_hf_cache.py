@@ -340,8 +340,7 @@ def tensor_names(spec, layers):
 
 
 def split_layers(n_layers, count):
-    per = -(-n_layers // count)
-    return [range(i * per, min(n_layers, (i + 1) * per)) for i in range(count)]
+    return [range(i * n_layers // count, (i + 1) * n_layers // count) for i in range(count)]
 
 
 def tensor_dtype(name, config):
@@ -353,22 +352,25 @@ def tensor_dtype(name, config):
     return "F16" if config.get("torch_dtype") == "float16" else "BF16"
 
 
-def safetensors_file(names, config, actual_bytes, seed):
-    """A valid safetensors file: u64 header length, JSON header, data; tensors share actual_bytes."""
-    header, offset, tensors = {"__metadata__": {"format": "pt"}}, 0, []
-    share = max(16, actual_bytes // max(1, len(names)))
+def safetensors_header(names, config, data_bytes):
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    share = max(16, data_bytes // max(1, len(names)))
     for name in names:
         dtype = tensor_dtype(name, config)
-        count = max(1, share // DTYPES[dtype])
-        size = count * DTYPES[dtype]
-        header[name] = {"dtype": dtype, "shape": [count], "data_offsets": [offset, offset + size]}
-        tensors.append(size)
+        size = max(1, share // DTYPES[dtype]) * DTYPES[dtype]
+        header[name] = {"dtype": dtype, "shape": [size // DTYPES[dtype]], "data_offsets": [offset, offset + size]}
         offset += size
     raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
+    return raw + b" " * (-len(raw) % 8), offset
+
+
+def safetensors_file(names, config, actual_bytes, seed):
+    """A valid safetensors file (u64 header length, JSON header, data) of about actual_bytes in total."""
+    raw, _ = safetensors_header(names, config, actual_bytes)
+    raw, data_bytes = safetensors_header(names, config, actual_bytes - 8 - len(raw))
     out = io.BytesIO()
     out.write(struct.pack("<Q", len(raw)) + raw)
-    for chunk in det_bytes(seed, offset):
+    for chunk in det_bytes(seed, data_bytes):
         out.write(chunk)
     return out.getvalue()
 
