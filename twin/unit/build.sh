@@ -19,7 +19,13 @@ start=$SECONDS
 hash="$(twin_recipe_hash twin/unit twin/lib.sh)"
 force=0
 [ "${1:-}" = --force ] && force=1
-if [ "$force" = 0 ] && twin_image_current "$UNIT_IMAGE" "$hash" && twin_image_current "$CUDA_IMAGE" "$hash" && [ -s "$CUDA_TAR" ]; then
+# The tarball must hold the current CUDA image (its manifest names the image id).
+cuda_tar_current() {
+  local id
+  id="$(docker image inspect -f '{{.Id}}' "$CUDA_IMAGE" 2>/dev/null)" && [ -s "$CUDA_TAR" ] \
+    && tar -xOf "$CUDA_TAR" manifest.json | grep -q "${id#sha256:}"
+}
+if [ "$force" = 0 ] && twin_image_current "$UNIT_IMAGE" "$hash" && twin_image_current "$CUDA_IMAGE" "$hash" && cuda_tar_current; then
   echo "thor-twin/unit and thor-twin/cuda up to date (recipe ${hash:0:12}); $((SECONDS - start)) s"
   exit 0
 fi
