@@ -1,0 +1,216 @@
+"""The twin's HTTP API: shapes of vLLM 0.10.1.1 (§5, §6), determinism across precisions, the trace endpoint,
+and the official openai client against it."""
+
+import itertools
+import json
+
+import pytest
+from conftest import EAGLE, FP4, FP8, LLAMA, Server, twin_env
+
+SPEC = ["--speculative-config", '{"method":"eagle3","model":"' + EAGLE + '","num_speculative_tokens":3}']
+PROMPT = [{"role": "user", "content": "Write a 5-sentence paragraph about Jetson Thor for robotics developers."}]
+
+
+@pytest.fixture(scope="module")
+def servers(hub, module_dir):
+    from conftest import make_device
+
+    started = {}
+    try:
+        for key, model, extra in (
+            ("fp16", LLAMA, ["--api-key", "sk-test"]),
+            ("fp8", FP8, []),
+            ("fp4", FP4, []),
+            ("eagle", FP4, SPEC),
+        ):
+            dev = make_device(module_dir / key)
+            started[key] = Server(model, twin_env(hub, dev, VLLM_TWIN_TIME_SCALE="0.0005"), extra)
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+AUTH = {"Authorization": "Bearer sk-test"}
+
+
+def sse(body):
+    events = [e[len("data: ") :] for e in body.split("\n\n") if e]
+    assert events[-1] == "[DONE]"
+    return [json.loads(e) for e in events[:-1]]
+
+
+def chat(server, headers=None, **body):
+    body = {"messages": PROMPT, "temperature": 0, **body}
+    status, text, hdrs = server.post("/v1/chat/completions", body, headers=headers)
+    return status, (sse(text) if body.get("stream") and status == 200 else json.loads(text)), hdrs
+
+
+def test_health_ping_version_models(servers):
+    s = servers["fp8"]
+    status, body, headers = s.get("/health")
+    assert status == 200 and body == "" and "Content-Type" not in headers
+    assert s.get("/ping")[0] == 200 and s.post("/ping", {})[0] == 200
+    assert json.loads(s.get("/version")[1])["version"].startswith("0.10.1.1+")
+    models = json.loads(s.get("/v1/models")[1])
+    card = models["data"][0]
+    assert list(card) == ["id", "object", "created", "owned_by", "root", "parent", "max_model_len", "permission"]
+    assert card["id"] == FP8 and card["root"] == FP8 and card["max_model_len"] == 131072
+    assert card["permission"][0]["id"].startswith("modelperm-") and card["permission"][0]["object"] == "model_permission"
+
+
+def test_api_key_only_guards_v1(servers):
+    s = servers["fp16"]
+    status, body, _ = s.get("/v1/models")
+    assert status == 401 and body == '{"error":"Unauthorized"}'
+    assert s.get("/v1/models", headers=AUTH)[0] == 200
+    assert s.get("/health")[0] == 200 and s.get("/metrics")[0] == 200
+
+
+def test_streaming_chat_chunk_shapes_and_usage(servers):
+    status, chunks, headers = chat(servers["fp8"], stream=True, max_tokens=6, stream_options={"include_usage": True})
+    assert status == 200 and headers["Content-Type"].startswith("text/event-stream")
+    first, *content, usage = chunks
+    assert list(first) == ["id", "object", "created", "model", "choices"]
+    assert first["object"] == "chat.completion.chunk" and first["id"].startswith("chatcmpl-")
+    assert first["choices"] == [
+        {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+    ]
+    assert {c["created"] for c in chunks} == {first["created"]} and {c["id"] for c in chunks} == {first["id"]}
+    assert all("stop_reason" not in c["choices"][0] for c in content[:-1])
+    assert content[-1]["choices"][0]["finish_reason"] == "length" and content[-1]["choices"][0]["stop_reason"] is None
+    assert usage["choices"] == [] and list(usage["usage"]) == ["prompt_tokens", "total_tokens", "completion_tokens"]
+    assert usage["usage"]["completion_tokens"] == 6
+
+
+def test_continuous_usage_and_stream_options_without_stream(servers):
+    s = servers["fp8"]
+    _, chunks, _ = chat(s, stream=True, max_tokens=4, stream_options={"include_usage": True, "continuous_usage_stats": True})
+    assert chunks[0]["usage"]["completion_tokens"] == 0
+    running = [c["usage"]["completion_tokens"] for c in chunks[1:-1]]
+    assert running == sorted(running) and running[-1] == 4
+    status, body, _ = chat(s, max_tokens=4, stream_options={"include_usage": True})
+    assert status == 400 and body["error"]["type"] == "Bad Request" and body["error"]["code"] == 400
+    assert "Stream options can only be defined when `stream=True`." in body["error"]["message"]
+    assert body["error"]["message"].startswith("[{'type': 'value_error', 'loc': ('body',), 'msg': 'Value error, ")
+
+
+def test_errors_unknown_model_and_context_length(servers):
+    status, body, _ = chat(servers["fp8"], model="nope", max_tokens=2)
+    assert status == 404 and body == {
+        "error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "param": None, "code": 404}
+    }
+    status, body, _ = chat(servers["fp8"], max_tokens=200000)
+    assert status == 400 and body["error"]["message"].startswith("This model's maximum context length is 131072 tokens.")
+
+
+def test_max_min_tokens_ignore_eos_and_stop(servers):
+    s = servers["fp8"]
+    _, natural, _ = chat(s)
+    assert natural["choices"][0]["finish_reason"] == "stop"
+    n = natural["usage"]["completion_tokens"]
+    _, longer, _ = chat(s, max_tokens=n + 20, ignore_eos=True)
+    assert longer["usage"]["completion_tokens"] == n + 20 and longer["choices"][0]["finish_reason"] == "length"
+    _, min_tok, _ = chat(s, min_tokens=n + 5, max_tokens=n + 5)
+    assert min_tok["usage"]["completion_tokens"] == n + 5
+    text = natural["choices"][0]["message"]["content"]
+    word = text.split()[3]
+    _, stopped, _ = chat(s, stop=[word])
+    choice = stopped["choices"][0]
+    assert choice["finish_reason"] == "stop" and choice["stop_reason"] == word and word not in choice["message"]["content"]
+
+
+def test_determinism_across_precisions(servers):
+    def text(key, **kw):
+        headers = AUTH if key == "fp16" else None
+        return chat(servers[key], headers=headers, max_tokens=120, ignore_eos=True, **kw)[1]["choices"][0]["message"][
+            "content"
+        ].split()
+
+    fp16, fp8, fp4, eagle = (text(k) for k in ("fp16", "fp8", "fp4", "eagle"))
+    assert fp16 == fp8 and fp4 == eagle and fp16 != fp4
+    differing = sum(a != b for a, b in zip(fp16, fp4, strict=False))
+    assert 0 < differing < len(fp16) // 5
+    assert text("fp8", temperature=0.8) != text("fp8", temperature=0.8)
+    assert text("fp8", temperature=0.8, seed=7) == text("fp8", temperature=0.8, seed=7)
+
+
+def test_completions_and_tokenize(servers):
+    s = servers["fp8"]
+    status, body, _ = s.post("/v1/completions", {"prompt": "Jetson Thor is", "max_tokens": 5, "temperature": 0})
+    assert status == 200 and body.startswith('{"id":"cmpl-')
+    body = json.loads(body)
+    assert body["object"] == "text_completion" and body["choices"][0]["finish_reason"] == "length"
+    status, text, _ = s.post("/v1/completions", {"prompt": "Jetson Thor is", "max_tokens": 3, "stream": True})
+    chunks = sse(text)
+    assert [c["object"] for c in chunks] == ["text_completion"] * 3 and chunks[-1]["choices"][0]["finish_reason"]
+    tok = json.loads(s.post("/tokenize", {"prompt": "Jetson Thor is fast."})[1])
+    assert tok["count"] == 6 and tok["max_model_len"] == 131072 and len(tok["tokens"]) == 6
+
+
+def test_metrics_exposition(servers):
+    s = servers["fp8"]
+    chat(s, max_tokens=3)
+    status, text, headers = s.get("/metrics")
+    assert status == 200 and headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    for name in (
+        "vllm:num_requests_running{",
+        "vllm:kv_cache_usage_perc{",
+        "vllm:prompt_tokens_total{",
+        "vllm:generation_tokens_total{",
+        "vllm:time_to_first_token_seconds_bucket{",
+        "vllm:time_per_output_token_seconds_bucket{",
+        "vllm:e2e_request_latency_seconds_count{",
+        "vllm:iteration_tokens_total_bucket{",
+        "process_cpu_seconds_total",
+        "vllm:cache_config_info{",
+    ):
+        assert name in text, name
+    for reason in ("stop", "length", "abort"):
+        assert f'vllm:request_success_total{{engine="0",finished_reason="{reason}",model_name="{FP8}"}}' in text
+    assert f'vllm:request_prompt_tokens_bucket{{engine="0",le="100000.0",model_name="{FP8}"}}' in text
+    assert "inter_token_latency" not in text and "spec_decode" not in text
+    assert 'http_requests_total{handler="/v1/chat/completions",method="POST",status="2xx"}' in text
+
+
+def test_trace_records_write_times_next_to_model_times(servers):
+    s = servers["fp4"]
+    s.request("DELETE", "/twin/requests")
+    chat(s, stream=True, max_tokens=5)
+    records = json.loads(s.get("/twin/requests")[1])["requests"]
+    (rec,) = records
+    assert rec["stream"] and rec["completion_tokens"] == 5 and sum(c["tokens"] for c in rec["chunks"]) == 5
+    writes = [c["write_ns"] for c in rec["chunks"]]
+    assert writes == sorted(writes) and rec["recv_ns"] <= writes[0]
+    assert all(c["write_ns"] >= c["model_ns"] for c in rec["chunks"])
+
+
+def test_speculative_decoding_emits_multi_token_chunks_and_counters(servers):
+    s = servers["eagle"]
+    _, chunks, _ = chat(
+        s, stream=True, max_tokens=400, ignore_eos=True, stream_options={"continuous_usage_stats": True, "include_usage": True}
+    )
+    sizes = [b["usage"]["completion_tokens"] - a["usage"]["completion_tokens"] for a, b in itertools.pairwise(chunks)]
+    assert max(sizes) > 1 and sum(sizes) == 400
+    metrics = s.get("/metrics")[1]
+    drafts = [line for line in metrics.splitlines() if line.startswith("vllm:spec_decode_num_drafts_total{")]
+    assert drafts and float(drafts[0].split()[-1]) > 0
+
+
+def test_openai_client_streaming_and_not(servers):
+    openai = pytest.importorskip("openai", reason="the controller venv provides openai")
+    client = openai.OpenAI(base_url=servers["fp16"].url + "/v1", api_key="sk-test")
+    assert [m.id for m in client.models.list()] == [LLAMA]
+    full = client.chat.completions.create(model=LLAMA, messages=PROMPT, max_tokens=12, temperature=0)
+    assert full.usage.completion_tokens == 12 and full.choices[0].finish_reason == "length"
+    stream = client.chat.completions.create(
+        model=LLAMA, messages=PROMPT, max_tokens=12, temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    parts, usage = [], None
+    for chunk in stream:
+        if chunk.choices:
+            parts.append(chunk.choices[0].delta.content or "")
+        usage = chunk.usage or usage
+    assert "".join(parts) == full.choices[0].message.content and usage.completion_tokens == 12
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=servers["fp16"].url + "/v1", api_key="wrong").models.list()
