@@ -2,8 +2,9 @@
 
 Each step admits waiting requests (up to --max-num-seqs and the KV capacity), runs chunked prefill within
 max_num_batched_tokens, advances every decoding request by one token (or 1 + accepted drafts with EAGLE3),
-then hands each request its new text. Step deadlines are absolute, so sleep overshoot does not accumulate;
-the loop learns its own overshoot and wakes that much early. Every time here is simulated.
+then hands each request its new text. Step deadlines are absolute and chained from the previous deadline (reset
+only when idle), so sleep overshoot does not accumulate and a twin that cannot keep up shows as growing lag
+(write_ns - model_ns in the trace); the loop learns its own overshoot and wakes that much early.
 """
 
 import asyncio
@@ -127,14 +128,16 @@ class Engine:
                     budget -= take
             prefill_tokens = sum(t for _, t in prefill)
             duration = self.timing.step_seconds(len(decoding), prefill_tokens)
-            start = now if deadline is None or deadline < now - duration else deadline
-            deadline = start + duration
-            delay = deadline - time.perf_counter() - self.overshoot
-            if delay > 0:
-                await asyncio.sleep(delay)
-            woke = time.perf_counter()
-            self.overshoot = min(0.005, max(0.0, self.overshoot + 0.2 * (woke - deadline)))
+            deadline = (now if deadline is None else deadline) + duration
+            await self._sleep_until(deadline)
             self._step(decoding, prefill, prefill_tokens, deadline)
+
+    async def _sleep_until(self, deadline):
+        """Sleep until the deadline, waking early by the overshoot learnt from previous sleeps (no spinning)."""
+        delay = deadline - time.perf_counter() - self.overshoot
+        if delay > 0:
+            await asyncio.sleep(delay)
+            self.overshoot = min(0.005, max(0.0, self.overshoot + 0.2 * (time.perf_counter() - deadline)))
 
     def _step(self, decoding, prefill, prefill_tokens, deadline):
         model_ns = int(deadline * 1e9)
