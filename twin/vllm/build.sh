@@ -33,5 +33,5 @@ if ! twin_image_current "$IMAGE" "$hash"; then
   rm -rf "$ROOTFS" "$ROOTFS.debootstrap.log"
 fi
 mkdir -p "$(dirname "$TARBALL")"
-docker save -o "$TARBALL.tmp" "$IMAGE" && mv "$TARBALL.tmp" "$TARBALL"
+docker save -o "$TARBALL.tmp" "$IMAGE" && chmod 0644 "$TARBALL.tmp" && mv "$TARBALL.tmp" "$TARBALL"
 echo "$IMAGE built and saved to $TARBALL in $(( $(date +%s) - start )) s"
