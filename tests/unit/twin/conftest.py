@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -96,17 +97,18 @@ class Server:
     def __init__(self, model, env, extra=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Files, not pipes: a server that logs a lot must never block on a full pipe.
+        self.out, self.err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vllm_twin", "serve", model, "--host", "127.0.0.1", "--port", str(self.port), *extra],
             env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            stdout=self.out,
+            stderr=self.err,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("twin exited: " + plain(self.proc.stdout.read() + self.proc.stderr.read()))
+                raise RuntimeError("twin exited: " + "".join(self.output()))
             try:
                 if self.get("/health")[0] == 200:
                     return
@@ -134,8 +136,15 @@ class Server:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=15)
-        return self.proc.returncode, plain(out), plain(err)
+        self.proc.wait(timeout=15)
+        return (self.proc.returncode, *self.output())
+
+    def output(self):
+        texts = []
+        for f in (self.out, self.err):
+            f.seek(0)
+            texts.append(plain(f.read()))
+        return texts
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,8 @@ and the official openai client against it."""
 
 import itertools
 import json
+import re
+import time
 
 import pytest
 from conftest import EAGLE, FP4, FP8, LLAMA, Server, twin_env
@@ -24,7 +26,8 @@ def servers(hub, module_dir):
             ("eagle", FP4, SPEC),
         ):
             dev = make_device(module_dir / key)
-            started[key] = Server(model, twin_env(hub, dev, VLLM_TWIN_TIME_SCALE="0.0005"), extra)
+            env = twin_env(hub, dev, VLLM_TWIN_TIME_SCALE="0.0005", VLLM_LOG_STATS_INTERVAL="0.2")
+            started[key] = Server(model, env, extra)
         yield started
     finally:
         for server in started.values():
@@ -195,6 +198,26 @@ def test_speculative_decoding_emits_multi_token_chunks_and_counters(servers):
     metrics = s.get("/metrics")[1]
     drafts = [line for line in metrics.splitlines() if line.startswith("vllm:spec_decode_num_drafts_total{")]
     assert drafts and float(drafts[0].split()[-1]) > 0
+
+
+def test_periodic_stats_lines(servers):
+    chat(servers["eagle"], max_tokens=50, ignore_eos=True)
+    time.sleep(0.5)
+    _, out, _ = servers.pop("eagle").stop()
+    stats = re.findall(
+        r"\[loggers.py:123\] Engine 000: Avg prompt throughput: [\d.]+ tokens/s, Avg generation "
+        r"throughput: [\d.]+ tokens/s, Running: \d+ reqs, Waiting: \d+ reqs, GPU KV cache usage: "
+        r"[\d.]+%, Prefix cache hit rate: [\d.]+%",
+        out,
+    )
+    spec = re.findall(
+        r"\[metrics.py:87\] SpecDecoding metrics: Draft acceptance rate: [\d.]+%, Mean acceptance "
+        r"length: [\d.]+, Accepted: \d+ tokens, Drafted: \d+ tokens, Per-position acceptance rate: "
+        r"[\d.]+, [\d.]+, [\d.]+$",
+        out,
+        re.M,
+    )
+    assert stats and spec
 
 
 def test_openai_client_streaming_and_not(servers):

@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 
 from vllm_twin import VERSION, logfmt
-from vllm_twin.engine import Request
+from vllm_twin.engine import Delta, Request
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROUTES = [
@@ -363,12 +363,12 @@ class Api:
         try:
             if body.get("stream"):
                 return await self._stream(request, body, req, rid, model, rec, chat)
-            return await self._complete(req, rid, model, rec, chat)
+            return await self._complete(request, req, rid, model, rec, chat)
         finally:
             self.s.engine.abort(req)
             self.trace.finish(rec, req)
 
-    async def _complete(self, req, rid, model, rec, chat):
+    async def _complete(self, request, req, rid, model, rec, chat):
         finish = stop_reason = None
         while finish is None:
             delta = await req.queue.get()
@@ -429,7 +429,9 @@ class Api:
                 "kv_transfer_params": None,
             }
         resp = web.json_response(body, dumps=dumps)
-        Trace.chunk(rec, delta)
+        await resp.prepare(request)
+        await resp.write_eof()
+        Trace.chunk(rec, Delta(req.text, req.num_output, finish, stop_reason, delta.model_ns))
         return resp
 
     async def _stream(self, request, body, req, rid, model, rec, chat):
