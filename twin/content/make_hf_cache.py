@@ -46,6 +46,7 @@ solution solutions problem problems challenge challenges design designs build bu
 measured measurement benchmark benchmarks workshop hardware compact single chip class leading modern advanced
 complex simple practical useful powerful flexible scalable robust secure open source community ecosystem
 developer's industry industrial factory warehouse field mobile agents agent reasoning generative ai large
+analysis final assistant
 """.split()
 PUNCT = [".", ",", ";", ":", "!", "?", "(", ")", "-", "'", '"'] + [str(d) for d in range(10)]
 

@@ -237,3 +237,23 @@ def test_openai_client_streaming_and_not(servers):
     assert "".join(parts) == full.choices[0].message.content and usage.completion_tokens == 12
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=servers["fp16"].url + "/v1", api_key="wrong").models.list()
+
+
+def test_client_disconnect_aborts_the_request(servers):
+    import http.client
+
+    s = servers["fp8"]
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+    body = {"messages": PROMPT, "max_tokens": 5000, "ignore_eos": True, "stream": True}
+    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    resp.read1(100)
+    conn.close()
+    for _ in range(100):
+        metrics = s.get("/metrics")[1]
+        line = next(x for x in metrics.splitlines() if x.startswith("vllm:request_success_total") and "abort" in x)
+        if float(line.split()[-1]) >= 1:
+            break
+        time.sleep(0.05)
+    assert float(line.split()[-1]) >= 1
+    assert s.get("/health")[0] == 200

@@ -267,3 +267,20 @@ def test_eagle3_start_logs_draft_and_spec_metrics(hub, device):
             f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",model_name="{FP4}",position="{pos}"}} 0.0' in metrics
         )
     assert metrics.index("vllm:spec_decode_num_drafts") < metrics.index("vllm:num_requests_running")
+
+
+def test_gpt_oss_chat_streams_reasoning_then_content(hub, device):
+    server = Server(GPT_OSS, twin_env(hub, device, TIKTOKEN_ENCODINGS_BASE=hub / "encodings"))
+    try:
+        body = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+        full = json.loads(server.post("/v1/chat/completions", body)[1])["choices"][0]["message"]
+        stream = server.post("/v1/chat/completions", {**body, "stream": True})[1]
+    finally:
+        server.stop()
+    assert full["reasoning_content"] and full["content"] and full["reasoning_content"] != full["content"]
+    deltas = [json.loads(e[6:])["choices"][0]["delta"] for e in stream.split("\n\n") if e.startswith("data: {")]
+    reasoning = "".join(d.get("reasoning_content", "") for d in deltas)
+    content = "".join(d.get("content", "") for d in deltas)
+    assert reasoning == full["reasoning_content"] and content == full["content"]
+    first_content = next(i for i, d in enumerate(deltas) if d.get("content"))
+    assert all("reasoning_content" not in d for d in deltas[first_content:])

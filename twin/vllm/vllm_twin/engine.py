@@ -20,22 +20,22 @@ BLOCK = 16
 
 
 class Delta:
-    __slots__ = ("finish_reason", "model_ns", "stop_reason", "text", "tokens")
+    __slots__ = ("finish_reason", "model_ns", "reasoning", "stop_reason", "text", "tokens")
 
-    def __init__(self, text, tokens, finish_reason, stop_reason, model_ns):
+    def __init__(self, text, tokens, finish_reason, stop_reason, model_ns, reasoning=""):
         self.text, self.tokens, self.finish_reason = text, tokens, finish_reason
-        self.stop_reason, self.model_ns = stop_reason, model_ns
+        self.stop_reason, self.model_ns, self.reasoning = stop_reason, model_ns, reasoning
 
 
 class Request:
-    def __init__(self, prompt_ids, tokens, max_tokens, min_tokens=0, stop=(), eos_id=None):
-        self.prompt_ids, self.tokens, self.max_tokens = prompt_ids, tokens, max_tokens
+    def __init__(self, prompt_ids, tokens, detok, max_tokens, min_tokens=0, stop=(), eos_id=None):
+        self.prompt_ids, self.tokens, self.detok, self.max_tokens = prompt_ids, tokens, detok, max_tokens
         self.min_tokens, self.stop, self.eos_id = min_tokens, [s for s in stop if s], eos_id
         self.queue = asyncio.Queue()
         self.arrival = time.perf_counter()
         self.scheduled = self.first_token = self.last_token = self.finished_at = None
         self.prefill_left = len(prompt_ids)
-        self.num_output, self.text = 0, ""
+        self.num_output, self.text, self.reasoning = 0, "", ""
         self.done = False
 
 
@@ -182,7 +182,7 @@ class Engine:
 
     def _advance(self, req, n, now, model_ns):
         """Generate up to n tokens for req and queue their text; returns how many were generated."""
-        text, count, finish, stop_reason = "", 0, None, None
+        text, reasoning, count, finish, stop_reason = "", "", 0, None, None
         while count < n and finish is None:
             tid = next(req.tokens)
             if tid == req.eos_id and req.num_output < req.min_tokens:
@@ -192,21 +192,31 @@ class Engine:
             if tid == req.eos_id:
                 finish = "stop"
                 break
-            text += self.tok.token_text(tid, first=not req.text and not text)
-            if req.num_output >= req.min_tokens:
-                for s in req.stop:
-                    cut = (req.text + text).find(s, max(0, len(req.text) - len(s)))
-                    if cut >= 0:
-                        text, finish, stop_reason = (req.text + text)[len(req.text) : cut], "stop", s
-                        break
+            field, piece = req.detok.feed(tid)
+            if field == "reasoning_content":
+                reasoning += piece
+            else:
+                text += piece
+                if req.num_output >= req.min_tokens:
+                    text, finish, stop_reason = self._check_stop(req, text)
             if finish is None and req.num_output >= req.max_tokens:
                 finish = "length"
         req.text += text
+        req.reasoning += reasoning
         req.last_token = now
         if finish:
             self._finish(req, finish)
-        req.queue.put_nowait(Delta(text, count, finish, stop_reason, model_ns))
+        req.queue.put_nowait(Delta(text, count, finish, stop_reason, model_ns, reasoning))
         return count
+
+    @staticmethod
+    def _check_stop(req, text):
+        """Stop strings end the request; the string itself is not part of the output."""
+        for s in req.stop:
+            cut = (req.text + text).find(s, max(0, len(req.text) - len(s)))
+            if cut >= 0:
+                return (req.text + text)[len(req.text) : cut], "stop", s
+        return text, None, None
 
     def _finish(self, req, reason):
         req.done = True

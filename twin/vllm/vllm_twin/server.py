@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from vllm_twin import VERSION, logfmt
 from vllm_twin.engine import Delta, Request
+from vllm_twin.tokenizer import Detokenizer
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROUTES = [
@@ -261,7 +262,8 @@ class Api:
         if err:
             return err
         tok = self.s.tokenizer
-        text = "".join(tok.token_text(t, first=i == 0) for i, t in enumerate(body.get("tokens", [])))
+        detok = Detokenizer(tok)
+        text = "".join(detok.feed(t)[1] for t in body.get("tokens", []))
         return web.json_response({"prompt": text}, dumps=dumps)
 
     def _prompt_ids(self, prompt, add_special=True):
@@ -272,7 +274,7 @@ class Api:
         bos = tok.special.get(tok.bos) if add_special and not tok.harmony else None
         return ([bos] if bos is not None else []) + ids
 
-    def _submit(self, body, prompt_ids):
+    def _submit(self, body, prompt_ids, chat):
         """Validate sampling params, build and queue the engine request; returns (request, error response)."""
         if body.get("stream_options") is not None and not body.get("stream"):
             msg = "Stream options can only be defined when `stream=True`."
@@ -315,6 +317,7 @@ class Api:
         req = Request(
             prompt_ids,
             gen.tokens(base, bool(body.get("ignore_eos"))),
+            Detokenizer(self.s.tokenizer, harmony_chat=chat),
             max_tokens or limit - len(prompt_ids),
             body.get("min_tokens") or 0,
             [stop] if isinstance(stop, str) else stop,
@@ -354,7 +357,7 @@ class Api:
         return await self._generate(request, body, self._prompt_ids(prompt), chat=False)
 
     async def _generate(self, request, body, prompt_ids, chat):
-        req, err = self._submit(body, prompt_ids)
+        req, err = self._submit(body, prompt_ids, chat)
         if err:
             return err
         rid = ("chatcmpl-" if chat else "cmpl-") + (request.headers.get("X-Request-Id") or uuid.uuid4().hex)
@@ -362,7 +365,10 @@ class Api:
         rec = self.trace.start(rid, request.path, bool(body.get("stream")))
         try:
             if body.get("stream"):
-                return await self._stream(request, body, req, rid, model, rec, chat)
+                try:
+                    return await self._stream(request, body, req, rid, model, rec, chat)
+                except ConnectionResetError:  # the client went away: the request is aborted, as in vLLM
+                    return web.Response(status=499)
             return await self._complete(request, req, rid, model, rec, chat)
         finally:
             self.s.engine.abort(req)
@@ -390,7 +396,7 @@ class Api:
                     "audio": None,
                     "function_call": None,
                     "tool_calls": [],
-                    "reasoning_content": None,
+                    "reasoning_content": req.reasoning or None,
                 },
                 "logprobs": None,
                 "finish_reason": finish,
@@ -470,7 +476,10 @@ class Api:
                 )
             sent += delta.tokens
             if chat:
-                choice = {"index": 0, "delta": {"content": delta.text}, "logprobs": None, "finish_reason": finish}
+                fields = {"reasoning_content": delta.reasoning} if delta.reasoning else {}
+                if delta.text or not delta.reasoning:
+                    fields["content"] = delta.text
+                choice = {"index": 0, "delta": fields, "logprobs": None, "finish_reason": finish}
             else:
                 choice = {"index": 0, "text": delta.text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
             if finish:

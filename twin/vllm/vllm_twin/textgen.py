@@ -28,22 +28,46 @@ class TextGen:
         return 48 + _h(base, "eos") % 400
 
     def tokens(self, base, ignore_eos=False):
-        """An endless stream of token ids; EOS appears once (unless ignore_eos) at the end of a sentence."""
-        words, i, sentence = self.tok.words, 0, 0
+        """An endless stream of token ids; EOS appears once (unless ignore_eos) at the end of a sentence.
+        gpt-oss (harmony) answers start with an analysis channel and switch to the final channel."""
+        tok = self.tok
+        header = [
+            tok.special.get(t) if t.startswith("<|") else tok.vocab.get(t)
+            for t in (
+                "<|channel|>",
+                "analysis",
+                "<|message|>",
+                "<|end|>",
+                "<|start|>",
+                "assistant",
+                "<|channel|>",
+                "final",
+                "<|message|>",
+            )
+        ]
+        harmony = tok.harmony and None not in header
         eos_at = self.natural_length(base)
+        final_at = eos_at // 3 if harmony else -1
+        if harmony:
+            yield from header[:3]
+        i, sentence = (3 if harmony else 0), 0
         while True:
             n = 6 + _h(base, "len", sentence) % 14
             comma = n // 2 if _h(base, "comma", sentence) % 3 == 0 else -1
             for j in range(n):
                 variant = "fp4" if self.perturbed and _h(base, "p", i) % 23 == 0 else ""
-                yield words[_h(base, variant, i) % len(words)]
+                yield tok.words[_h(base, variant, i) % len(tok.words)]
                 i += 1
-                if j == comma and self.tok.comma is not None:
-                    yield self.tok.comma
+                if j == comma and tok.comma is not None:
+                    yield tok.comma
                     i += 1
-            yield self.tok.period
+            yield tok.period
             i += 1
             sentence += 1
-            if i >= eos_at and not ignore_eos and self.tok.eos_id is not None:
-                yield self.tok.eos_id
+            if final_at >= 0 and i >= final_at:
+                yield from header[3:]
+                i += 6
+                final_at = -1
+            if i >= eos_at and not ignore_eos and tok.eos_id is not None:
+                yield tok.eos_id
                 ignore_eos = True

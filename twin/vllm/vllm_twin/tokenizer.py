@@ -22,6 +22,7 @@ class Tokenizer:
         self.bos, self.eos = config.get("bos_token"), config.get("eos_token")
         self.eos_id = self.special.get(self.eos)
         self.harmony = "<|start|>" in self.special
+        self.special_ids = set(self.special.values())
         self.words = sorted(i for t, i in self.vocab.items() if t.isalpha())
         self.comma, self.period = self.vocab.get(","), self.vocab.get(".")
 
@@ -41,13 +42,6 @@ class Tokenizer:
             else:
                 ids.extend(self._word_id(w) for w in SPLIT.findall(piece))
         return ids
-
-    def token_text(self, token_id, first):
-        """Text of a generated token: words carry a leading space except at the start; specials render empty."""
-        text = self.text_of.get(token_id, "")
-        if token_id in self.special.values():
-            return ""
-        return text if first or not text.isalnum() else " " + text
 
     def render_chat(self, messages, add_generation_prompt=True):
         def content(m):
@@ -73,3 +67,32 @@ class Tokenizer:
         )
         out += "".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{content(m).strip()}<|eot_id|>" for m in messages)
         return out + ("<|start_header_id|>assistant<|end_header_id|>\n\n" if add_generation_prompt else "")
+
+
+class Detokenizer:
+    """Incremental text of one request's tokens. Words carry a leading space except at the start of a channel;
+    special tokens render empty. For gpt-oss chat (harmony) it follows the channel headers, so analysis text
+    goes to reasoning_content and final text to content, as vLLM's harmony parser does."""
+
+    def __init__(self, tok, harmony_chat=False):
+        self.tok, self.parse = tok, harmony_chat and tok.harmony
+        self.channel, self.expect, self.started = None, None, False
+
+    def feed(self, token_id):
+        """(field, text) for one token; field is "content" or "reasoning_content"."""
+        special = self.tok.special
+        if self.parse:
+            if self.expect:
+                if self.expect == "channel":
+                    self.channel, self.started = self.tok.text_of.get(token_id), False
+                self.expect = None
+                return "content", ""
+            if token_id in (special.get("<|channel|>"), special.get("<|start|>")):
+                self.expect = "channel" if token_id == special.get("<|channel|>") else "role"
+                return "content", ""
+        if token_id in self.tok.special_ids:
+            return "content", ""
+        text = self.tok.text_of.get(token_id, "")
+        piece = " " + text if self.started and text.isalnum() else text
+        self.started = True
+        return ("reasoning_content" if self.channel == "analysis" else "content"), piece
