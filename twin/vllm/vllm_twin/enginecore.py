@@ -15,23 +15,10 @@ from pathlib import Path
 from vllm_twin import VERSION, errors, logfmt
 from vllm_twin.device import Allocation, GiB
 from vllm_twin.errors import EngineCoreError
-from vllm_twin.timing import env_float, time_scale
+from vllm_twin.timing import PHASE_SECONDS, env_float, simulate, sleep_until, time_scale
 
 NON_TORCH_BYTES = int(0.25 * GiB)
 GRAPH_BYTES = int(0.53 * GiB)
-
-
-def sleep_until(t):
-    delay = t - time.perf_counter()
-    if delay > 0:
-        time.sleep(delay)
-
-
-def simulate(seconds):
-    """Spend a simulated phase's duration; returns the elapsed wall time."""
-    start = time.perf_counter()
-    sleep_until(start + seconds * time_scale())
-    return time.perf_counter() - start
 
 
 def load_checkpoint(checkpoint):
@@ -65,14 +52,14 @@ def torch_compile(ctx, layers, tag):
         logfmt.info("backends.py:546", "vLLM's torch.compile cache is disabled.")
     else:
         logfmt.info("backends.py:548", "Using cache directory: %s for vLLM's torch.compile", path)
-    dynamo = simulate(0.12 * layers)
+    dynamo = simulate(PHASE_SECONDS["dynamo_per_layer"] * layers)
     logfmt.info("backends.py:559", "Dynamo bytecode transform time: %.2f s", dynamo)
     if path.is_dir() and not disabled:
-        graph = simulate(0.03 * layers)
+        graph = simulate(PHASE_SECONDS["warm_compile_per_layer"] * layers)
         logfmt.info("backends.py:161", "Directly load the compiled graph(s) for dynamic shape from the cache, took %.3f s", graph)
     else:
         logfmt.info("backends.py:194", "Cache the graph for dynamic shape for later use")
-        graph = simulate(1.1 * layers)
+        graph = simulate(PHASE_SECONDS["cold_compile_per_layer"] * layers)
         logfmt.info("backends.py:215", "Compiling a graph for dynamic shape takes %.2f s", graph)
         if not disabled:
             write_compile_cache(path, ctx)
@@ -134,6 +121,7 @@ def kv_cache(ctx, requested, weights):
 def run(ctx):
     """The engine start-up phases; returns what the front end needs. Raises EngineCoreError on failure."""
     args, spec, device = ctx.args, ctx.spec, ctx.device
+    simulate(PHASE_SECONDS["engine_spawn"])
     logfmt.info("core.py:636", "Waiting for init message from front-end.")
     logfmt.info("core.py:74", "Initializing a V1 LLM engine (v%s) with config: %s", VERSION, ctx.config_str)
     free, total = device.free_bytes(), device.total_bytes
@@ -154,6 +142,7 @@ def run(ctx):
     logfmt.info("gpu_model_runner.py:1953", "Starting to load model %s...", args.model)
     logfmt.info("gpu_model_runner.py:1985", "Loading model from scratch...")
     logfmt.info("cuda.py:328", "Using Flash Attention backend on V1 engine.")
+    simulate(PHASE_SECONDS["model_init_per_layer"] * spec.layers)
     weights_format = "['*.safetensors', '*.bin', '*.pt']" if ctx.offline else "['*.safetensors']"
     if not ctx.local:
         logfmt.info("weight_utils.py:296", "Using model weights format %s", weights_format)
@@ -173,15 +162,16 @@ def run(ctx):
         torch_compile(ctx, spec.layers, "backbone")
         if ctx.draft_spec:
             torch_compile(ctx, ctx.draft_spec.layers, "eagle_head")
-    simulate(1.5)  # memory profiling run
+    simulate(PHASE_SECONDS["profile"])
     tokens = kv_cache(ctx, requested, weights)
     if compiled:
         sizes = capture_sizes(ctx.max_num_seqs)
         desc = "Capturing CUDA graphs (mixed prefill-decode, PIECEWISE)"
         sys.stderr.write(logfmt.tqdm_line(desc, 0, len(sizes), 0, bar=True))
-        took = simulate(len(sizes) * spec.layers * 0.0087)
+        took = simulate(len(sizes) * spec.layers * PHASE_SECONDS["graph_per_size_layer"])
         sys.stderr.write(logfmt.tqdm_line(desc, len(sizes), len(sizes), took, bar=True) + "\n")
         logfmt.info("gpu_model_runner.py:2708", "Graph capturing finished in %.0f secs, took %.2f GiB", took, GRAPH_BYTES / GiB)
+    simulate(PHASE_SECONDS["warmup"])
     logfmt.info(
         "core.py:214", "init engine (profile, create kv cache, warmup model) took %.2f seconds", time.perf_counter() - init_start
     )

@@ -16,7 +16,7 @@ from vllm_twin.engine import Engine, log_stats
 from vllm_twin.metrics import Metrics
 from vllm_twin.server import ROUTES, Api
 from vllm_twin.textgen import TextGen
-from vllm_twin.timing import TimingModel
+from vllm_twin.timing import PHASE_SECONDS, TimingModel, simulate
 from vllm_twin.tokenizer import Tokenizer
 
 SPEC_METHODS = ["ngram", "eagle", "eagle3", "medusa", "mlp_speculator", "draft_model", "deepseek_mtp"]
@@ -201,6 +201,7 @@ def prepare(args, nondefault):
     state.sock = bind(args)
     snapshot = resolve_model(state)
     config = model_cache.read_json(snapshot / "config.json")
+    simulate(PHASE_SECONDS["config"])
     arch = config["architectures"][0]
     state.device = check_gpu(state, arch)
     quant = modelspec.check_config(config, args)
@@ -247,6 +248,7 @@ def front_end(state, ready):
         for site in ("serving_responses.py:120", "serving_chat.py:134"):
             logfmt.info(site, "Using default chat sampling params from %s: %s", "model", state.defaults)
         logfmt.info("serving_completion.py:77", "Using default completion sampling params from %s: %s", "model", state.defaults)
+    simulate(PHASE_SECONDS["front_end"])
     state.tokenizer = Tokenizer(state.snapshot, state.spec.vocab)
     state.textgen = TextGen(state.tokenizer, state.spec)
     cache_info = {
@@ -312,6 +314,7 @@ async def serve_http(state):
 
 
 def run(args, nondefault):
+    simulate(PHASE_SECONDS["imports"])
     logfmt.info("__init__.py:241", "Automatically detected platform cuda.")
     logfmt.decorate("APIServer")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
