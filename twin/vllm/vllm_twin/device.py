@@ -21,7 +21,6 @@ class Device:
         self.root, self.info = root, info
         self.total_bytes = int(info["total_bytes"])
         self.nvml_ok = bool(info.get("nvml_ok", True))
-        self.name = info.get("name", "NVIDIA Thor")
 
     def free_bytes(self):
         """MemFree, which is what cudaMemGetInfo reports on a unified-memory Jetson (platform-facts §1.3)."""
