@@ -105,6 +105,8 @@ def test_allocation_is_registered_and_flocked_while_serving(hub, device):
         assert record["bytes"] == int(131881500672 * 0.9) and record["owner"] == "vllm" and record["model"] == LLAMA
         assert record["page_cache_bytes"] > 15e9
         assert locked(alloc)
+        rc, _, err = run_vllm(["serve", LLAMA, "--host", "127.0.0.1", "--port", str(server.port)], twin_env(hub, device))
+        assert rc == 1 and err.rstrip().endswith("OSError: [Errno 98] Address already in use")
     finally:
         server.stop()
     assert not locked(alloc)

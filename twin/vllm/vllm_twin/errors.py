@@ -84,6 +84,17 @@ ENGINE_CONFIG = [
 ]
 
 
+def bind_failed(exc):
+    """setup_server() binds the API socket first thing; a port in use fails there."""
+    frames = [
+        *SERVE[:-1],
+        (sp("vllm/entrypoints/openai/api_server.py"), 1846, "run_server", "listen_address, sock = setup_server(args)"),
+        (sp("vllm/entrypoints/openai/api_server.py"), 1826, "setup_server", "sock = create_server_socket(sock_addr)"),
+        (sp("vllm/entrypoints/openai/api_server.py"), 1779, "create_server_socket", "sock.bind(addr)"),
+    ]
+    return VllmFailure(render(frames, f"OSError: [Errno {exc.errno}] {exc.strerror}"))
+
+
 def validation_error(cls, message, input_repr):
     return (
         f"pydantic_core._pydantic_core.ValidationError: 1 validation error for {cls}\n"

@@ -48,27 +48,7 @@ def bind(args):
     try:
         sock.bind((host, args.port))
     except OSError as exc:
-        raise errors.VllmFailure(
-            errors.render(
-                [
-                    *errors.SERVE[:-1],
-                    (
-                        errors.sp("vllm/entrypoints/openai/api_server.py"),
-                        1846,
-                        "run_server",
-                        "listen_address, sock = setup_server(args)",
-                    ),
-                    (
-                        errors.sp("vllm/entrypoints/openai/api_server.py"),
-                        1826,
-                        "setup_server",
-                        "sock = create_server_socket(sock_addr)",
-                    ),
-                    (errors.sp("vllm/entrypoints/openai/api_server.py"), 1779, "create_server_socket", "sock.bind(addr)"),
-                ],
-                f"OSError: [Errno {exc.errno}] {exc.strerror}",
-            )
-        ) from None
+        raise errors.bind_failed(exc) from None
     return sock
 
 
