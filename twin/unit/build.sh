@@ -78,7 +78,9 @@ in_unit systemctl enable -q thor-twin-boot.service thor-twin-memd.service thor-t
 in_unit systemctl mask -q getty@tty1.service console-getty.service getty-static.service serial-getty@.service \
   apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap.service fstrim.timer \
   systemd-journal-flush.service systemd-update-utmp.service systemd-update-utmp-runlevel.service \
-  sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount sys-fs-fuse-connections.mount
+  sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount sys-fs-fuse-connections.mount \
+  dev-hugepages.mount dev-mqueue.mount systemd-ask-password-console.path systemd-ask-password-wall.path \
+  systemd-pcrphase.service systemd-pcrphase-sysinit.service
 in_unit python3 -m compileall -q /usr/local/lib/thor-twin
 rm -f "$unit"/etc/ssh/ssh_host_* "$unit/tmp/nvidia-l4t-core.deb" "$unit/etc/machine-id"
 : >"$unit/etc/machine-id"
