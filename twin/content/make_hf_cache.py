@@ -245,6 +245,26 @@ GPT_OSS_LAYER = [
     "post_attention_layernorm.weight",
 ]
 
+
+def llama_repo(alias, quant_algo, count, total):
+    """A Llama-3.1-8B-Instruct checkpoint (bf16, or ModelOpt FP8/NVFP4) with `count` shards of `total` bytes."""
+    config, extra = llama_variant(quant_algo)
+    return {
+        "alias": alias,
+        "config": config,
+        "extra": extra,
+        "tokenizer": "llama3",
+        "generation": LLAMA_GENERATION,
+        "shards": {
+            "name": "model-{i:05d}-of-{n:05d}.safetensors",
+            "count": count,
+            "first": 1,
+            "total": total,
+            "layer": LLAMA_LAYER,
+        },
+    }
+
+
 # repo id -> short alias, config, extra files, tokenizer kind, shard layout.
 # Shard sizes are the published checkpoints' (nominal bytes); "format" bin = a torch zip checkpoint.
 MODELS = {
@@ -269,47 +289,9 @@ MODELS = {
         # The repo also ships the original checkpoint; vLLM does not read it, but it is on disk (~122 GB total).
         "original": {"name": "original/model--{i:05d}-of-{n:05d}.safetensors", "count": 7, "total": 60_771_229_120},
     },
-    "meta-llama/Llama-3.1-8B-Instruct": {
-        "alias": "llama-fp16",
-        "config": llama_variant()[0],
-        "tokenizer": "llama3",
-        "generation": LLAMA_GENERATION,
-        "shards": {
-            "name": "model-{i:05d}-of-{n:05d}.safetensors",
-            "count": 4,
-            "first": 1,
-            "total": 16_060_522_496,
-            "layer": LLAMA_LAYER,
-        },
-    },
-    "nvidia/Llama-3.1-8B-Instruct-FP8": {
-        "alias": "llama-fp8",
-        "config": llama_variant("FP8")[0],
-        "extra": llama_variant("FP8")[1],
-        "tokenizer": "llama3",
-        "generation": LLAMA_GENERATION,
-        "shards": {
-            "name": "model-{i:05d}-of-{n:05d}.safetensors",
-            "count": 2,
-            "first": 1,
-            "total": 9_083_844_608,
-            "layer": LLAMA_LAYER,
-        },
-    },
-    "nvidia/Llama-3.1-8B-Instruct-FP4": {
-        "alias": "llama-fp4",
-        "config": llama_variant("NVFP4")[0],
-        "extra": llama_variant("NVFP4")[1],
-        "tokenizer": "llama3",
-        "generation": LLAMA_GENERATION,
-        "shards": {
-            "name": "model-{i:05d}-of-{n:05d}.safetensors",
-            "count": 2,
-            "first": 1,
-            "total": 6_054_416_384,
-            "layer": LLAMA_LAYER,
-        },
-    },
+    "meta-llama/Llama-3.1-8B-Instruct": llama_repo("llama-fp16", None, 4, 16_060_522_496),
+    "nvidia/Llama-3.1-8B-Instruct-FP8": llama_repo("llama-fp8", "FP8", 2, 9_083_844_608),
+    "nvidia/Llama-3.1-8B-Instruct-FP4": llama_repo("llama-fp4", "NVFP4", 2, 6_054_416_384),
     "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B": {
         "alias": "eagle3",
         "config": EAGLE3_LLAMA,

@@ -402,18 +402,6 @@ class Api:
                 "finish_reason": finish,
                 "stop_reason": stop_reason,
             }
-            body = {
-                "id": rid,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "service_tier": None,
-                "system_fingerprint": None,
-                "usage": usage,
-                "prompt_logprobs": None,
-                "kv_transfer_params": None,
-            }
         else:
             choice = {
                 "index": 0,
@@ -423,17 +411,19 @@ class Api:
                 "stop_reason": stop_reason,
                 "prompt_logprobs": None,
             }
-            body = {
-                "id": rid,
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "service_tier": None,
-                "system_fingerprint": None,
-                "usage": usage,
-                "kv_transfer_params": None,
-            }
+        body = {
+            "id": rid,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": usage,
+        }
+        if chat:
+            body["prompt_logprobs"] = None
+        body["kv_transfer_params"] = None
         resp = web.json_response(body, dumps=dumps)
         await resp.prepare(request)
         await resp.write_eof()
