@@ -362,11 +362,14 @@ def torch_zip(names, actual_bytes, seed):
     """A torch.save-style zip checkpoint (archive/data.pkl + archive/data/N), stored uncompressed."""
     out = io.BytesIO()
     share = max(16, actual_bytes // max(1, len(names)))
+    def member(name):  # a fixed timestamp keeps the archive (and its sha256 blob name) deterministic
+        return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("archive/data.pkl", json.dumps({"twin_tensors": names}).encode())
-        zf.writestr("archive/version", b"3\n")
+        zf.writestr(member("archive/data.pkl"), json.dumps({"twin_tensors": names}).encode())
+        zf.writestr(member("archive/version"), b"3\n")
         for i, _name in enumerate(names):
-            zf.writestr(f"archive/data/{i}", b"".join(det_bytes(f"{seed}:{i}", share)))
+            zf.writestr(member(f"archive/data/{i}"), b"".join(det_bytes(f"{seed}:{i}", share)))
     return out.getvalue()
 
 

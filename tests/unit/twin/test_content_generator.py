@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import struct
+import zipfile
 
 import make_hf_cache
 from conftest import EAGLE, GPT_OSS, LLAMA
@@ -59,7 +60,8 @@ def test_real_config_shapes_of_the_workshop_models(hub):
     assert config("nvidia/Llama-3.1-8B-Instruct-FP4")["quantization_config"]["quant_algo"] == "NVFP4"
     assert config(EAGLE)["architectures"] == ["LlamaForCausalLMEagle3"]
     eagle = next((repo_dir(hub, EAGLE) / "snapshots").iterdir())
-    assert (eagle / "pytorch_model.bin").exists()
+    with zipfile.ZipFile(eagle / "pytorch_model.bin") as zf:  # no wall-clock timestamps: deterministic blobs
+        assert {info.date_time for info in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 def test_deterministic_and_model_selection(tmp_path):
