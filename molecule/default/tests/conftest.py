@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-import thor_hosts  # noqa: E402
+import thor_hosts
 
 UNITS = thor_hosts.thor_units()
 
