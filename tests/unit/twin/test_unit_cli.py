@@ -146,6 +146,12 @@ def test_start_of_boot(knobs, first_boot, env, after):
     assert {k: faults[k] for k in after} == after
 
 
+@pytest.mark.parametrize("env", ['{"gpu_count": 2}', "not json", '["nvml_ok"]'])
+def test_a_bad_thor_twin_faults_is_ignored_at_first_boot(env, capsys):
+    assert boot.start_of_boot(state.DEFAULT_FAULTS, True, env) == state.DEFAULT_FAULTS
+    assert "ignoring THOR_TWIN_FAULTS" in capsys.readouterr().err
+
+
 def test_pid1_faults_reads_the_container_environment(tmp_path):
     environ = tmp_path / "environ"
     environ.write_bytes(b"container=docker\0THOR_TWIN_FAULTS={\"nvml_ok\": false}\0HOME=/\0")

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import uuid
 
 from . import memd, state
@@ -68,7 +69,10 @@ def start_of_boot(faults, first_boot, env_faults):
     faults = dict(faults)
     if first_boot:
         if env_faults:
-            faults.update(state.validate(json.loads(env_faults)))
+            try:
+                faults.update(state.validate(json.loads(env_faults)))
+            except ValueError as e:  # a bad THOR_TWIN_FAULTS must not stop the boot: defaults, and say so
+                print(f"thor-twin: ignoring THOR_TWIN_FAULTS ({e})", file=sys.stderr)
     else:
         faults["nvml_broken_until_reboot"] = False
         if not faults["stuck_survives_reboot"]:
