@@ -141,8 +141,12 @@ def validate(faults):
     """Check a dict of knobs (e.g. THOR_TWIN_FAULTS JSON) and return it with typed values."""
     if not isinstance(faults, dict):
         raise ValueError("fault knobs must be a JSON object")
-    return {key: convert(key, "" if value is None else str(value).lower() if isinstance(value, bool) else value)
-            for key, value in faults.items()}
+    def text(value):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return "" if value is None else str(value)
+
+    return {key: convert(key, text(value)) for key, value in faults.items()}
 
 
 def nvml_ok(faults):
