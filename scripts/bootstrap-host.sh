@@ -31,4 +31,9 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { echo "bootstrap-host: dockerd did not start; see /var/log/dockerd.log" >&2; tail -n 20 /var/log/dockerd.log >&2; exit 1; }
 fi
+# Every twin unit's systemd holds several inotify instances of the host's root user; the default
+# limit (128) stops boots at about 15 units (docs/twin.md).
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 8192 ]; then
+  sysctl -q -w fs.inotify.max_user_instances=8192
+fi
 echo "bootstrap-host: ready (docker $(docker version --format '{{.Server.Version}}'))"
