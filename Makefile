@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 FLEET_SIZE ?= 4
 SIM_INVENTORY := inventories/sim
 FLEET_KEY := build/sim/fleet_key
-MOLECULE_SCENARIOS ?= default
+MOLECULE_SCENARIOS ?= default runtime runtime_faults
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 

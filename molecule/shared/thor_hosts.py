@@ -13,6 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import testinfra
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,3 +54,38 @@ def connect(hostvars: dict):
     user = hostvars.get("ansible_user", "workshop")
     key = expand(hostvars.get("ansible_ssh_private_key_file", str(REPO / "build" / "sim" / "fleet_key")))
     return testinfra.get_host(f"paramiko://{user}@{address}", ssh_identity_file=key)
+
+
+# pytest fixtures shared by every scenario's tests/conftest.py (`from thor_hosts import *`):
+# each test that takes `unit`, `host`, `hostvars` or `case` runs once per unit of group `thor`.
+_UNITS: dict[str, dict] = {}
+
+
+def _units() -> dict[str, dict]:
+    if not _UNITS:
+        _UNITS.update(thor_units())
+    return _UNITS
+
+
+def pytest_generate_tests(metafunc):
+    if "unit" in metafunc.fixturenames:
+        metafunc.parametrize("unit", sorted(_units()), scope="module")
+
+
+@pytest.fixture(scope="module")
+def hostvars(unit):
+    return _units()[unit]
+
+
+@pytest.fixture(scope="module")
+def host(hostvars):
+    return connect(hostvars)
+
+
+@pytest.fixture(scope="module")
+def case(hostvars):
+    """The starting state a scenario gave this unit (host var molecule_runtime_case)."""
+    return hostvars["molecule_runtime_case"]
+
+
+__all__ = ["case", "host", "hostvars", "pytest_generate_tests"]

@@ -1,32 +1,10 @@
+"""Fixtures `unit`, `host` (testinfra over paramiko SSH), `hostvars` and `case`: molecule/shared/thor_hosts.py."""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-import thor_hosts
-
-UNITS = thor_hosts.thor_units()
-
-
-def pytest_generate_tests(metafunc):
-    if "unit" in metafunc.fixturenames:
-        metafunc.parametrize("unit", sorted(UNITS), scope="module")
-
-
-@pytest.fixture(scope="module")
-def host(unit):
-    return thor_hosts.connect(UNITS[unit])
-
-
-@pytest.fixture(scope="module")
-def case(unit):
-    return UNITS[unit]["molecule_runtime_case"]
-
-
-@pytest.fixture(scope="module")
-def hostvars(unit):
-    return UNITS[unit]
+from thor_hosts import *  # noqa: F403
