@@ -11,18 +11,25 @@ HUB = "/home/workshop/data/models/huggingface"
 REPO = "models--openai--gpt-oss-120b"
 CORRUPT = "/tmp/hf-corrupt"
 
-# fault: (extra `docker run` options, serve arguments, text the output must contain)
+# fault: (extra `docker run` options, environment overrides, serve arguments, text the output must contain)
 FAULTS = {
-    "no_nvidia_runtime": ("--runtime runc", "openai/gpt-oss-120b", "Can't initialize NVML"),
-    "missing_model": ("", "meta-llama/Llama-3.1-70B-Instruct", "We couldn't connect to 'https://huggingface.co'"),
-    "missing_encodings": ("-e TIKTOKEN_ENCODINGS_BASE=/nowhere", "openai/gpt-oss-120b", "HarmonyError"),
-    "not_enough_memory": ("", "openai/gpt-oss-120b --gpu-memory-utilization 0.99", "Free memory on device ("),
+    "no_nvidia_runtime": ("--runtime runc", {}, "openai/gpt-oss-120b", "Can't initialize NVML"),
+    "missing_model": ("", {}, "meta-llama/Llama-3.1-70B-Instruct", "We couldn't connect to 'https://huggingface.co'"),
+    "missing_encodings": ("", {"TIKTOKEN_ENCODINGS_BASE": "/nowhere"}, "openai/gpt-oss-120b", "HarmonyError"),
+    "not_enough_memory": ("", {}, "openai/gpt-oss-120b --gpu-memory-utilization 0.99", "Free memory on device ("),
     "corrupt_shard": (
         f"-v {CORRUPT}:/root/.cache/huggingface",
+        {},
         "openai/gpt-oss-120b",
         "safetensors_rust.SafetensorError",
     ),
 }
+# Wait until memd has processed every released GPU allocation, then drop the page cache those left behind,
+# so each fault starts from the same free memory (as the gpu_memory role would before a start).
+SETTLE = (
+    "for i in $(seq 100); do [ -z \"$(ls -A /run/thor-twin/gpu/alloc)\" ] && break; sleep 0.2; done; "
+    "sysctl -q -w vm.drop_caches=3; sleep 1"
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +50,14 @@ def corrupt_cache(host, case):
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_vllm_twin_fails_like_vllm(host, case, hostvars, corrupt_cache, fault):
-    options, serve_args, expected = FAULTS[fault]
-    env = dict(hostvars["molecule_vllm_env"])
+    options, overrides, serve_args, expected = FAULTS[fault]
+    env = {**hostvars["molecule_vllm_env"], **overrides}
     env_opts = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in env.items())
     volumes = " ".join(f"-v {shlex.quote(v)}" for v in hostvars["molecule_vllm_volumes"])
     if fault == "corrupt_shard":
         volumes = " ".join(f"-v {shlex.quote(v)}" for v in hostvars["molecule_vllm_volumes"] if "huggingface" not in v)
+    with host.sudo():
+        host.run(SETTLE)
     result = host.run(
         f"timeout 300 docker run --rm --network host {env_opts} {volumes} {options} "
         f"{shlex.quote(hostvars['workshop_vllm_image'])} vllm serve {serve_args} 2>&1"
