@@ -115,6 +115,18 @@ def test_drop_caches_write_clears_the_page_cache_and_reads_back_zero(paths):
     assert Path(paths.drop_caches).read_text() == "0\n"
 
 
+def test_a_drop_right_after_a_client_exits_also_drops_its_page_cache(paths):
+    """`docker rm -f vllm; sysctl -w vm.drop_caches=3` within one memd tick: the exit happened first."""
+    f = client(paths, "a", 10, page_cache_gib=5)
+    memd.tick(paths, now=os.stat(f.name).st_mtime + 5)
+    f.close()
+    with open(paths.drop_caches, "w") as d:
+        d.write("3\n")
+    memd.tick(paths, now=os.stat(f.name).st_mtime + 5)
+    assert meminfo(paths)["Cached"] == memd.CACHE_FLOOR
+    assert meminfo(paths)["MemFree"] == state.TOTAL_BYTES - 4 * GIB
+
+
 def test_drop_caches_2_only_frees_slab_objects(paths):
     memd.tick(paths)
     state.write_json(paths.runtime, {**state.read_json(paths.runtime), "page_cache_bytes": 2 * GIB})

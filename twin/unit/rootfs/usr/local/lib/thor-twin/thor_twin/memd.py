@@ -179,6 +179,20 @@ def tick(paths, now=None):
         runtime = {**new_runtime(), **state.read_json(paths.runtime, {})}
         before = (dict(faults), dict(runtime))
 
+        # Releases first: a client that exited before a drop or a docker restart left its page cache behind by then.
+        allocated, released = scan_allocs(paths.alloc, now)
+        for record in released:
+            runtime["page_cache_bytes"] += _int(record, "page_cache_bytes")
+            if faults["memory_stuck_on_release"]:
+                faults["memory_stuck_gib"] += _int(record, "bytes") / state.GIB
+
+        # A new dockerd PID in this boot means docker.service restarted: that clears stuck memory.
+        pid = read_docker_pid(paths.docker_pid)
+        if pid and pid != runtime["docker_pid"]:
+            if runtime["docker_pid"] and not (faults["stuck_survives_docker_restart"] or faults["stuck_survives_reboot"]):
+                faults["memory_stuck_gib"] = 0.0
+            runtime["docker_pid"] = pid
+
         # sysctl -w vm.drop_caches=3 / echo 3 > /proc/sys/vm/drop_caches land in our bind-mounted file.
         with contextlib.suppress(FileNotFoundError):
             if os.stat(paths.drop_caches).st_mtime_ns != runtime["drop_caches_mtime_ns"]:
@@ -189,19 +203,6 @@ def tick(paths, now=None):
                 if value != "0":
                     write_in_place(paths.drop_caches, "0\n")  # reads back 0, as the real file does
                 runtime["drop_caches_mtime_ns"] = os.stat(paths.drop_caches).st_mtime_ns
-
-        # A new dockerd PID in this boot means docker.service restarted: that clears stuck memory.
-        pid = read_docker_pid(paths.docker_pid)
-        if pid and pid != runtime["docker_pid"]:
-            if runtime["docker_pid"] and not (faults["stuck_survives_docker_restart"] or faults["stuck_survives_reboot"]):
-                faults["memory_stuck_gib"] = 0.0
-            runtime["docker_pid"] = pid
-
-        allocated, released = scan_allocs(paths.alloc, now)
-        for record in released:
-            runtime["page_cache_bytes"] += _int(record, "page_cache_bytes")
-            if faults["memory_stuck_on_release"]:
-                faults["memory_stuck_gib"] += _int(record, "bytes") / state.GIB
 
         if faults != before[0]:
             state.save_faults(paths, faults)
