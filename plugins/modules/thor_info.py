@@ -107,6 +107,12 @@ thor:
       type: dict
       sample: {installed: true, running: true, server_version: "28.2.2", default_runtime: runc, runtimes: [nvidia, runc],
                storage_driver: overlay2, containers_running: 0, error: null}
+    python_requests:
+      description:
+        - Whether the unit's Python can import C(requests), which the community.docker modules the runtime roles
+          run on the unit need (Debian/Ubuntu package C(python3-requests)).
+      type: bool
+      sample: true
     user:
       description: The O(user) account and its groups, or V(null) when O(user) is not set.
       type: dict
@@ -114,6 +120,7 @@ thor:
 """
 
 import grp
+import importlib.util
 import json
 import os
 import platform
@@ -222,6 +229,7 @@ def main():
         "power_mode": parse_nvpmodel_query(_run(module, ["nvpmodel", "-q"])),
         "clocks": parse_jetson_clocks_show(_run(module, ["jetson_clocks", "--show"])),
         "docker": _docker(module) if params["probe_docker"] else None,
+        "python_requests": importlib.util.find_spec("requests") is not None,
         "user": _user(params["user"]) if params["user"] else None,
     }
     module.exit_json(changed=False, thor=thor)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -58,6 +59,7 @@ def test_reports_a_healthy_unit(run_module, unit, tmp_path):
     assert thor["docker"]["running"] is True
     # The disk probe climbs to the nearest existing parent of a missing content path.
     assert thor["disk"]["measured_path"] == str(tmp_path)
+    assert thor["python_requests"] is (importlib.util.find_spec("requests") is not None)
     assert thor["user"]["exists"] is True
     assert "root" in thor["user"]["groups"]
     assert ["/usr/bin/nvpmodel", "-q"] in unit
@@ -81,3 +83,11 @@ def test_docker_down_reports_the_error(run_module, unit, monkeypatch):
     thor = run_module(thor_info.main, {})["thor"]
     assert thor["docker"]["running"] is False
     assert "Cannot connect" in thor["docker"]["error"]
+
+
+def test_reports_missing_python_requests(run_module, unit, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        thor_info.importlib.util, "find_spec", lambda name, *a: None if name == "requests" else real_find_spec(name, *a)
+    )
+    assert run_module(thor_info.main, {})["thor"]["python_requests"] is False
