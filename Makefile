@@ -39,11 +39,13 @@ images: host
 	twin/unit/build.sh
 	twin/vllm/build.sh
 
+# molecule mounts the fleet public key into its units at create, before any playbook runs
+# (fleet_up.yml makes the same key with community.crypto for the demo fleet).
 $(FLEET_KEY):
 	mkdir -p $(dir $@)
 	ssh-keygen -q -t ed25519 -N '' -C thor-twin-fleet -f $@
 
-fleet-up: images venv $(FLEET_KEY)
+fleet-up: images venv
 	ansible-playbook playbooks/sim/fleet_up.yml -e twin_fleet_size=$(FLEET_SIZE)
 
 fleet-down: host venv
