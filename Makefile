@@ -68,7 +68,7 @@ collection: venv
 	@echo "collection: built and installed offline: $$(ls build/dist/*.tar.gz)"
 
 unit: venv
-	pytest -q tests/unit
+	pytest -q tests/unit twin/tests
 
 molecule: images venv $(FLEET_KEY)
 	for s in $(MOLECULE_SCENARIOS); do molecule test --scenario-name $$s; done

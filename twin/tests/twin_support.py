@@ -1,5 +1,6 @@
-"""Shared fixtures for the twin tests: puts twin/vllm and twin/content on sys.path, builds a small twin HF
-cache once per session, and starts `vllm serve` (the vLLM twin) in subprocesses on free loopback ports."""
+"""Shared helpers and fixtures for the twin tests (conftest.py exposes the fixtures): puts twin/vllm and
+twin/content on sys.path, builds a small twin HF cache once per session, and starts `vllm serve` (the vLLM twin)
+in subprocesses on free loopback ports."""
 
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 VLLM_DIR = ROOT / "twin" / "vllm"
 CONTENT_DIR = ROOT / "twin" / "content"
 for p in (VLLM_DIR, CONTENT_DIR):

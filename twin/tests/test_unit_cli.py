@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "twin/unit/rootfs/usr/local/lib/thor-twin"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "twin/unit/rootfs/usr/local/lib/thor-twin"))
 from thor_twin import boot, cli, memd, state
 
-ROOTFS = Path(__file__).resolve().parents[3] / "twin/unit/rootfs"
+ROOTFS = Path(__file__).resolve().parents[2] / "twin/unit/rootfs"
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import sys
 import time
 
 import pytest
-from conftest import EAGLE, FP4, GPT_OSS, LLAMA, Server, free_port, make_device, run_vllm, twin_env
+
+from twin_support import EAGLE, FP4, GPT_OSS, LLAMA, Server, free_port, make_device, run_vllm, twin_env
 
 SPEC = '{"method":"eagle3","model":"' + EAGLE + '","num_speculative_tokens":3}'
 

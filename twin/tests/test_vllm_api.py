@@ -7,7 +7,8 @@ import re
 import time
 
 import pytest
-from conftest import EAGLE, FP4, FP8, LLAMA, Server, twin_env
+
+from twin_support import EAGLE, FP4, FP8, LLAMA, Server, twin_env
 
 SPEC = ["--speculative-config", '{"method":"eagle3","model":"' + EAGLE + '","num_speculative_tokens":3}']
 PROMPT = [{"role": "user", "content": "Write a 5-sentence paragraph about Jetson Thor for robotics developers."}]
@@ -15,7 +16,7 @@ PROMPT = [{"role": "user", "content": "Write a 5-sentence paragraph about Jetson
 
 @pytest.fixture(scope="module")
 def servers(hub, module_dir):
-    from conftest import make_device
+    from twin_support import make_device
 
     started = {}
     try:

@@ -3,14 +3,14 @@
 import argparse
 
 import pytest
-from conftest import run_vllm
 
+from twin_support import run_vllm
 from vllm_twin import cli
 
 
 @pytest.fixture
 def env(hub, device):
-    from conftest import twin_env
+    from twin_support import twin_env
 
     return twin_env(hub, device)
 

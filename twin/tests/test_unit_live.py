@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 HOST = os.environ.get("THOR_TWIN_HOST", "172.30.38.11")
 CUDA = "thor-twin/cuda:13.0.0-runtime-ubuntu24.04"
 GIB_KB = 1 << 20

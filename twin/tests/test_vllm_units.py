@@ -4,9 +4,9 @@ import argparse
 import io
 import math
 
-from conftest import FP4, LLAMA
 from prometheus_client import CollectorRegistry, generate_latest
 
+from twin_support import FP4, LLAMA
 from vllm_twin import logfmt, metrics, model_cache, modelspec
 from vllm_twin.textgen import TextGen
 from vllm_twin.timing import TimingModel

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOTFS = Path(__file__).resolve().parents[3] / "twin/unit/rootfs"
+ROOTFS = Path(__file__).resolve().parents[2] / "twin/unit/rootfs"
 sys.path.insert(0, str(ROOTFS / "usr/local/lib/thor-twin"))
 from thor_twin import images, memd, power, state, tegrastats
 

@@ -7,8 +7,8 @@ import struct
 import zipfile
 
 import make_hf_cache
-from conftest import EAGLE, GPT_OSS, LLAMA
 
+from twin_support import EAGLE, GPT_OSS, LLAMA
 from vllm_twin import tiktoken_files
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "twin/unit/rootfs/usr/local/lib/thor-twin"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "twin/unit/rootfs/usr/local/lib/thor-twin"))
 from thor_twin import shim
 
 DOCKER_CREATE = ["--root", "/var/run/docker/runtime-runc/moby", "--log", "/b/log.json", "--log-format", "json",
