@@ -15,6 +15,8 @@ description:
     already. A mode change resets the clocks, so the module re-reads them after changing the mode.
   - Never unpins clocks and never reboots. When C(nvpmodel) says the new mode needs a reboot, the module answers its
     prompt with "no", reports RV(reboot_required) and leaves the reboot to the caller.
+  - Every command runs with a time bound (O(timeout)). A command that does not finish in time is killed with its whole
+    process group and the module fails, naming the command and the bound.
 extends_documentation_fragment:
   - jetson_thor.workshop._attributes
 attributes:
@@ -38,10 +40,16 @@ options:
       - V(false) leaves the clocks as they are; the module never unpins them.
     type: bool
     default: false
+  timeout:
+    description:
+      - Seconds each command (C(nvpmodel), C(jetson_clocks)) may take before it is killed and the module fails.
+    type: int
+    default: 60
+    version_added: 0.2.0
 requirements:
   - C(nvpmodel) and (for O(pin_clocks)) C(jetson_clocks) on the unit, as JetPack installs them. Run as root.
 author:
-  - jetson_thor.workshop maintainers
+  - jetson_thor.workshop maintainers (!UNKNOWN)
 seealso:
   - module: jetson_thor.workshop.thor_info
 """
@@ -82,6 +90,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.jetson_thor.workshop.plugins.module_utils._commands import format_seconds, run_bounded
 from ansible_collections.jetson_thor.workshop.plugins.module_utils._thor import (
     parse_jetson_clocks_show,
     parse_nvpmodel_query,
@@ -92,18 +101,31 @@ _OPT_DIRS = ["/usr/sbin", "/usr/bin", "/sbin"]
 
 
 class PowerMode:
-    def __init__(self, module):
+    def __init__(self, module, timeout):
         self.module = module
+        self.timeout = timeout
 
     def _bin(self, name):
         return self.module.get_bin_path(name, required=True, opt_dirs=_OPT_DIRS)
 
     def _run(self, argv, data=None):
-        rc, out, err = self.module.run_command([self._bin(argv[0]), *argv[1:]], data=data)
-        if rc != 0:
-            reason = (err or out).strip()
-            self.module.fail_json(msg=f"`{' '.join(argv)}` failed (rc {rc}): {reason}", rc=rc, stdout=out, stderr=err)
-        return out + err
+        result = run_bounded(self.module, [self._bin(argv[0]), *argv[1:]], self.timeout, data=data)
+        command = " ".join(argv)
+        if result.timed_out:
+            self.module.fail_json(
+                msg=(
+                    f"`{command}` did not finish within {format_seconds(self.timeout)} s (the timeout option); "
+                    "it was killed. The unit may be busy or the tool may wait for input."
+                ),
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+        if result.rc != 0:
+            reason = result.output
+            self.module.fail_json(
+                msg=f"`{command}` failed (rc {result.rc}): {reason}", rc=result.rc, stdout=result.stdout, stderr=result.stderr
+            )
+        return result.stdout + result.stderr
 
     def query_mode(self):
         mode = parse_nvpmodel_query(self._run(["nvpmodel", "-q"]))
@@ -130,11 +152,14 @@ def main():
         argument_spec=dict(
             mode=dict(type="int"),
             pin_clocks=dict(type="bool", default=False),
+            timeout=dict(type="int", default=60),
         ),
         supports_check_mode=True,
     )
     want_mode, pin = module.params["mode"], module.params["pin_clocks"]
-    power = PowerMode(module)
+    if module.params["timeout"] < 1:
+        module.fail_json(msg=f"timeout must be at least 1 second, got {module.params['timeout']}.")
+    power = PowerMode(module, module.params["timeout"])
     commands, reboot_required = [], False
 
     mode_before = power.query_mode()
@@ -150,7 +175,8 @@ def main():
             # nvpmodel resets the clock limits to the new mode's defaults.
             pinned_after = False if pin else None
         else:
-            output = power._run(argv, data="no")
+            # nvpmodel asks whether to reboot now when the mode needs one: answer no, the caller decides.
+            output = power._run(argv, data="no\n")
             reboot_required = bool(_REBOOT_RE.search(output))
             mode_after = power.query_mode()
             if mode_after["id"] != want_mode and not reboot_required:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.jetson_thor.workshop.plugins.module_utils._commands import CommandResult
 from ansible_collections.jetson_thor.workshop.plugins.modules import thor_power_mode
 
 MODES = {0: "MAXN", 1: "120W"}
@@ -13,6 +14,18 @@ class FakeUnit:
     def __init__(self, mode=1, pinned=False, reboot_for=()):
         self.mode, self.pinned, self.reboot_for = mode, pinned, set(reboot_for)
         self.calls = []
+        self.hang = None
+        self.timeouts = set()
+        self.data = []
+
+    def bounded(self, module, argv, timeout, data=None):
+        self.timeouts.add(timeout)
+        if data is not None:
+            self.data.append(data)
+        if self.hang and argv[1:] == self.hang[1:] and argv[0].endswith("/" + self.hang[0]):
+            self.calls.append([argv[0].rsplit("/", 1)[-1], *argv[1:]])
+            return CommandResult(None, "", "", True, float(timeout), argv)
+        return CommandResult(*self.run(argv, data), False, 0.1, argv)
 
     def run(self, argv, data=None):
         name = argv[0].rsplit("/", 1)[-1]
@@ -41,7 +54,7 @@ class FakeUnit:
 def unit(monkeypatch):
     fake = FakeUnit()
     monkeypatch.setattr(thor_power_mode.AnsibleModule, "get_bin_path", lambda self, name, **kw: "/usr/sbin/" + name)
-    monkeypatch.setattr(thor_power_mode.AnsibleModule, "run_command", lambda self, argv, **kw: fake.run(argv, kw.get("data")))
+    monkeypatch.setattr(thor_power_mode, "run_bounded", fake.bounded)
     return fake
 
 
@@ -56,6 +69,9 @@ def test_sets_maxn_then_pins(run_module, unit):
     assert result["power_mode"]["after"] == {"name": "MAXN", "id": 0}
     assert result["clocks_pinned"] == {"before": False, "after": True}
     assert (unit.mode, unit.pinned) == (0, True)
+    assert unit.timeouts == {60}
+    # nvpmodel's reboot prompt gets an answer instead of waiting.
+    assert unit.data == ["no\n"]
 
 
 def test_already_there_runs_nothing(run_module, unit):
@@ -113,3 +129,29 @@ def test_missing_tool_fails_clearly(run_module, unit, monkeypatch):
     result = run_module(thor_power_mode.main, {"mode": 0})
     assert result["failed"] is True
     assert "nvpmodel" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    ("hang", "args"),
+    [
+        (["nvpmodel", "-q"], {}),
+        (["nvpmodel", "-m", "0"], {"mode": 0}),
+        (["jetson_clocks"], {"pin_clocks": True}),
+    ],
+)
+def test_a_command_that_hangs_fails_naming_it_and_the_bound(run_module, unit, hang, args):
+    unit.hang = hang
+    result = run_module(thor_power_mode.main, {**args, "timeout": 5})
+    assert result["failed"] is True
+    assert f"`{' '.join(hang)}` did not finish within 5 s" in result["msg"]
+    assert unit.timeouts == {5}
+
+
+def test_real_runner_kills_a_hanging_nvpmodel(run_module, monkeypatch, tmp_path):
+    slow = tmp_path / "nvpmodel"
+    slow.write_text("#!/bin/sh\n/bin/sleep 60\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(thor_power_mode, "_OPT_DIRS", [str(tmp_path)])
+    result = run_module(thor_power_mode.main, {"mode": 0, "timeout": 1})
+    assert result["failed"] is True
+    assert result["msg"].startswith("`nvpmodel -q` did not finish within 1 s")
