@@ -45,6 +45,9 @@ def run(paths, capsys, *argv):
         ("power_mode=0", ("power_mode", 0)),
         ("power_mode=default", ("power_mode", None)),
         (" stuck_survives_reboot = on", ("stuck_survives_reboot", True)),
+        ("dockerd_hang=true", ("dockerd_hang", True)),
+        ("dockerd_hang=off", ("dockerd_hang", False)),
+        ("nvpmodel_fails=1", ("nvpmodel_fails", True)),
     ],
 )
 def test_parse_assignment(arg, expected):
@@ -61,6 +64,8 @@ def test_parse_assignment(arg, expected):
         ("memory_stuck_gib=500", "between 0 and 122.82"),
         ("power_mode=-1", "must not be negative"),
         ("l4t_revision=4 4", "word"),
+        ("dockerd_hang=hung", "true or false"),
+        ("nvpmodel_fails=", "true or false"),
     ],
 )
 def test_parse_assignment_rejects(arg, message):
@@ -71,6 +76,7 @@ def test_parse_assignment_rejects(arg, message):
 def test_validate_takes_json_values():
     assert state.validate({"nvml_ok": False, "memory_stuck_gib": 30, "power_mode": None}) == {
         "nvml_ok": False, "memory_stuck_gib": 30.0, "power_mode": None}
+    assert state.validate({"dockerd_hang": True, "nvpmodel_fails": "yes"}) == {"dockerd_hang": True, "nvpmodel_fails": True}
     with pytest.raises(ValueError):
         state.validate(["nvml_ok"])
 
@@ -139,6 +145,9 @@ def test_memory_stick_and_cache(paths, capsys):
         # the first boot takes THOR_TWIN_FAULTS and heals nothing
         ({}, True, '{"nvml_broken_until_reboot": true, "memory_stuck_gib": 20}',
          {"nvml_broken_until_reboot": True, "memory_stuck_gib": 20.0}),
+        ({}, True, '{"dockerd_hang": true, "nvpmodel_fails": true}', {"dockerd_hang": True, "nvpmodel_fails": True}),
+        # a hung dockerd and a broken nvpmodel survive a reboot
+        ({"dockerd_hang": True, "nvpmodel_fails": True}, False, None, {"dockerd_hang": True, "nvpmodel_fails": True}),
     ],
 )
 def test_start_of_boot(knobs, first_boot, env, after):

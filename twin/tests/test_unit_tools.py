@@ -49,6 +49,24 @@ def test_nvpmodel_refuses_unknown_modes_and_non_root(paths, capsys, monkeypatch)
     assert state.load_faults(paths)["power_mode"] is None
 
 
+def test_nvpmodel_fails_knob_breaks_only_mode_changes(paths, capsys):
+    power.nvpmodel(["-m", "3"], paths, CONF)
+    state.save_faults(paths, {**state.load_faults(paths), "nvpmodel_fails": True})
+    capsys.readouterr()
+    assert power.nvpmodel(["-m", "0"], paths, CONF) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.startswith("NVPM ERROR: Error parsing ") and "failed to set power mode 0" in out.err
+    assert state.load_faults(paths)["power_mode"] == 3  # unchanged
+    assert power.nvpmodel(["-q"], paths, CONF) == 0
+    assert capsys.readouterr().out == "NV Power Mode: 70W\n3\n"
+    assert power.nvpmodel(["-m", "3"], paths, CONF) == 1  # even to the current mode
+    assert power.nvpmodel(["-p"], paths, CONF) == 0
+    state.save_faults(paths, {**state.load_faults(paths), "nvpmodel_fails": False})
+    assert power.nvpmodel(["-m", "0"], paths, CONF) == 0
+    assert state.load_faults(paths)["power_mode"] == 0
+
+
 def _freqs(text, prefix):
     line = next(x for x in text.splitlines() if x.startswith(prefix))
     return dict(re.findall(r"(MinFreq|MaxFreq|CurrentFreq)=(\d+)", line))

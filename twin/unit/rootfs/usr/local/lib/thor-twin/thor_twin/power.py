@@ -1,7 +1,8 @@
 """nvpmodel and jetson_clocks (SIMULATED): power modes and pinned clocks of a Thor unit.
 
 The mode is the `power_mode` fault knob (persistent: survives a reboot); unset means the
-`< PM_CONFIG DEFAULT=N >` of /etc/nvpmodel.conf. jetson_clocks state lives in /run (lost at reboot).
+`< PM_CONFIG DEFAULT=N >` of /etc/nvpmodel.conf; the `nvpmodel_fails` knob makes `nvpmodel -m` fail.
+jetson_clocks state lives in /run (lost at reboot).
 """
 
 import json
@@ -54,6 +55,10 @@ def nvpmodel(argv, paths=None, conf=CONF):
     if argv[0] == "-m" and len(argv) > 1:
         if os.geteuid() != 0:
             print("NVPM ERROR: failed to open /var/lib/nvpmodel/status: Permission denied", file=sys.stderr)
+            return 1
+        if faults["nvpmodel_fails"]:  # fault knob: a unit whose power-model configuration is broken
+            print(f"NVPM ERROR: Error parsing {conf}: POWER_MODEL ID={argv[1]}: bad PARAM entry", file=sys.stderr)
+            print(f"NVPM ERROR: failed to set power mode {argv[1]}", file=sys.stderr)
             return 1
         try:
             mode = int(argv[1])

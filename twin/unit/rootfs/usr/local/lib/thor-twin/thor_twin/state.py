@@ -26,6 +26,8 @@ DEFAULT_FAULTS = {
     "l4t_release": 38,
     "l4t_revision": "2.2",
     "power_mode": None,  # None: the DEFAULT of /etc/nvpmodel.conf
+    "nvpmodel_fails": False,  # nvpmodel -m fails (broken power-model config); -q still answers
+    "dockerd_hang": False,  # memd keeps dockerd SIGSTOPped: its socket stays, nothing answers
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -48,7 +50,10 @@ class Paths:
         self.boot_id = os.path.join(self.run, "boot_id")
         self.drop_caches = os.path.join(self.run, "drop_caches")
         self.clocks = os.path.join(self.run, "clocks.json")
+        self.images_done = os.path.join(self.run, "images.done")
         self.docker_pid = "/run/docker.pid"
+        self.docker_sock = "/run/docker.sock"
+        self.proc = "/proc"
 
     def makedirs(self):
         os.makedirs(self.lib, exist_ok=True)
