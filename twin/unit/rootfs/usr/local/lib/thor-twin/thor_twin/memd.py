@@ -1,8 +1,9 @@
-"""thor-twin-memd: the simulated unified memory of a Thor unit.
+"""thor-twin-memd: the simulated unified memory of a Thor unit, and the dockerd_hang fault.
 
 Renders <run>/gpu/{device.json,meminfo} from the fault knobs, the page-cache term and the GPU clients
-registered in <run>/gpu/alloc/ (docs/twin-contract.md). Every state change is written to files, so one
-tick() can run in any process (memd's loop, or the CLI right after it changed a knob).
+registered in <run>/gpu/alloc/ (docs/twin-contract.md), and keeps dockerd SIGSTOPped while the
+`dockerd_hang` knob is set. Every state change is written to files, so one tick() can run in any process
+(memd's loop, or the CLI right after it changed a knob).
 """
 
 import contextlib
@@ -10,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
 import time
 
@@ -168,8 +170,66 @@ def read_docker_pid(path):
         return None
 
 
+def proc_comm(pid, proc="/proc"):
+    """The command name of a process (/proc/PID/comm), or None when there is no such process."""
+    try:
+        with open(os.path.join(proc, str(pid), "comm"), encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+        return None
+
+
+def docker_ping(sock="/run/docker.sock", timeout=0.2):
+    """True when dockerd answers GET /_ping on its socket within `timeout` s."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(sock)
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return s.recv(16).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+def _signal(kill, pid, sig):
+    try:
+        kill(pid, sig)
+    except (ProcessLookupError, PermissionError):  # gone meanwhile; or a tick run by a non-root reader
+        return False
+    return True
+
+
+def control_dockerd(hang, pid, stopped, may_stop, *, comm, ping, kill=None):
+    """One step of the dockerd_hang fault; returns the pid of the dockerd memd has stopped (or None).
+
+    hang: the knob. pid: dockerd's pid from /run/docker.pid (None if absent). stopped: what the last step
+    returned. may_stop: False until the boot's image loading has finished. comm(pid) -> process name or None;
+    ping() -> True when dockerd answers its API. Only a process named dockerd is ever signalled.
+
+    Each dockerd process is stopped once. It is not stopped again if something continues it: systemd sends
+    SIGCONT right after the SIGTERM of `systemctl stop/restart docker`, so the old daemon shuts down normally
+    and the restarted one is stopped in its turn, as soon as it answers.
+    """
+    kill = kill or os.kill
+    if stopped and comm(stopped) != "dockerd":
+        stopped = None  # it has exited
+    if not hang:
+        if stopped:
+            _signal(kill, stopped, signal.SIGCONT)
+        return None
+    if not pid or pid == stopped or comm(pid) != "dockerd":
+        return stopped
+    # A dockerd not stopped yet (the knob was just set, or docker.service (re)started): wait until it answers
+    # its API, so that its start job completes as for a daemon that wedges later, then stop it.
+    if may_stop and ping() and _signal(kill, pid, signal.SIGSTOP):
+        if stopped:
+            _signal(kill, stopped, signal.SIGCONT)  # cannot happen (one dockerd at a time); never leave one frozen
+        return pid
+    return stopped
+
+
 def new_runtime():
-    return {"page_cache_bytes": 0, "docker_pid": None, "drop_caches_mtime_ns": 0}
+    return {"page_cache_bytes": 0, "docker_pid": None, "drop_caches_mtime_ns": 0, "dockerd_stopped_pid": None}
 
 
 def tick(paths, now=None):
@@ -192,6 +252,13 @@ def tick(paths, now=None):
             if runtime["docker_pid"] and not (faults["stuck_survives_docker_restart"] or faults["stuck_survives_reboot"]):
                 faults["memory_stuck_gib"] = 0.0
             runtime["docker_pid"] = pid
+
+        # dockerd_hang: SIGSTOP dockerd (also one started later) while the knob is set, SIGCONT when cleared.
+        if faults["dockerd_hang"] or runtime["dockerd_stopped_pid"]:
+            runtime["dockerd_stopped_pid"] = control_dockerd(
+                faults["dockerd_hang"], pid, runtime["dockerd_stopped_pid"], os.path.exists(paths.images_done),
+                comm=lambda p: proc_comm(p, paths.proc), ping=lambda: docker_ping(paths.docker_sock),
+            )
 
         # sysctl -w vm.drop_caches=3 / echo 3 > /proc/sys/vm/drop_caches land in our bind-mounted file.
         with contextlib.suppress(FileNotFoundError):
