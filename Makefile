@@ -64,7 +64,12 @@ collection: venv
 	rm -rf build/dist && mkdir -p build/dist
 	ansible-galaxy collection build --output-path build/dist >/dev/null
 	cd build/dist && ANSIBLE_CONFIG= ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/dist/installed ansible-galaxy collection install -p installed jetson_thor-workshop-*.tar.gz >/dev/null
-	test -f build/dist/installed/ansible_collections/jetson_thor/workshop/plugins/modules/thor_info.py
+	@d=build/dist/installed/ansible_collections/jetson_thor/workshop; \
+	for f in LICENSE README.md meta/runtime.yml plugins/modules/thor_info.py changelogs/changelog.yaml; do \
+	  test -f $$d/$$f || { echo "collection: $$f is missing from the artifact"; exit 1; }; done; \
+	for f in playbooks roles; do test -d $$d/$$f || { echo "collection: $$f/ is missing from the artifact"; exit 1; }; done; \
+	for f in ansible.cfg thor_fleet inventories workshop.yml collections tests twin $$(cd docs && ls twin*.md vllm-twin.md 2>/dev/null | sed 's|^|docs/|'); do \
+	  ! test -e $$d/$$f || { echo "collection: $$f is checkout-only and must not ship (galaxy.yml build_ignore)"; exit 1; }; done
 	@echo "collection: built and installed offline: $$(ls build/dist/*.tar.gz)"
 
 unit: venv
