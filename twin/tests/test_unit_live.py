@@ -117,3 +117,20 @@ def test_reboot_changes_boot_id_and_keeps_persistent_state():
     assert "FreqOverride=0" in ssh("jetson_clocks --show").stdout  # lost at reboot
     assert ssh("thor-twin fault get memory_stuck_gib").stdout.strip() == "0.0"  # a reboot clears stuck memory
     ssh("sudo nvpmodel -m 1")
+
+
+def test_nvpmodel_fails_knob():
+    ssh("sudo thor-twin fault set nvpmodel_fails=true >/dev/null")
+    res = ssh("sudo nvpmodel -m 0", check=False)
+    assert res.returncode == 1 and res.stderr.startswith("NVPM ERROR: ")
+    assert ssh("nvpmodel -q").stdout == "NV Power Mode: 120W\n1\n"
+
+
+def test_dockerd_hang_knob():
+    ssh("sudo thor-twin fault set dockerd_hang=true >/dev/null")
+    assert ssh("timeout 5 docker info", check=False).returncode == 124
+    assert ssh("systemctl is-active docker").stdout.strip() == "active"
+    ssh("sudo systemctl restart docker", timeout=30)  # completes; the new dockerd hangs once it is up
+    assert until(lambda: ssh("timeout 2 docker ps", check=False).returncode == 124, 10)
+    ssh("sudo thor-twin fault set dockerd_hang=false >/dev/null")
+    assert until(lambda: ssh("timeout 2 docker info", check=False).returncode == 0, 5)
