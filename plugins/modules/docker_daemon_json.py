@@ -133,7 +133,7 @@ EXAMPLES = r"""
 - name: Say when dockerd could not check the new file itself
   ansible.builtin.debug:
     msg: "{{ __daemon_json.validation.skipped_reason }}"
-  when: __daemon_json is changed and __daemon_json.validation.skipped_reason
+  when: __daemon_json is changed and __daemon_json.validation.skipped_reason is not none
 
 - name: Also cap container logs, keeping everything else in the file; insist on dockerd's own check
   jetson_thor.workshop.docker_daemon_json:

@@ -21,7 +21,8 @@ description:
     O(attempts) times, O(delay) seconds apart.
   - The whole operation is bounded by O(timeout). Every command runs with the time that is left and is killed with its
     whole process group when that runs out.
-  - When the engine does not come back the module fails, saying what happened (for example
+  - >-
+    When the engine does not come back the module fails, saying what happened (for example
     C(docker.service did not start: start-limit-hit) or C(the engine did not answer /_ping within 120 s)), with the last
     lines of the service's journal in RV(journal) and the way back
     (C(sudo systemctl reset-failed docker; sudo systemctl start docker; journalctl -u docker)).

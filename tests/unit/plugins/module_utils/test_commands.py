@@ -51,7 +51,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
     assert result.stdout == "started\n"
     assert result.describe(1) == f"`{result.command}` did not answer within 1 s (killed)"
     grandchild = int(marker.read_text())
-    for _ in range(50):
+    for _attempt in range(50):
         if not _alive(grandchild):
             break
         time.sleep(0.1)

@@ -74,7 +74,7 @@ class FakeSystemd:
 
     @property
     def calls(self):
-        return [c for c in self.read()["calls"]]
+        return list(self.read()["calls"])
 
     def changes(self):
         return [c for c in self.calls if c[0] != "show"]
