@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 FLEET_SIZE ?= 4
 SIM_INVENTORY := inventories/sim
 FLEET_KEY := build/sim/fleet_key
-MOLECULE_SCENARIOS ?= default runtime runtime_faults
+MOLECULE_SCENARIOS ?= default runtime runtime_faults fleet
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
@@ -76,7 +76,8 @@ unit: venv
 	pytest -q tests/unit twin/tests
 
 molecule: images venv $(FLEET_KEY)
-	for s in $(MOLECULE_SCENARIOS); do molecule test --scenario-name $$s; done
+	# Scenarios use fixed unit names and addresses: one molecule run at a time on this machine.
+	for s in $(MOLECULE_SCENARIOS); do flock /tmp/molecule.lock molecule test --scenario-name $$s; done
 
 clean: fleet-down
-	rm -rf build/facts
+	rm -rf build/reports
