@@ -10,20 +10,26 @@ FLEET_SIZE ?= 4
 SIM_INVENTORY := inventories/sim
 FLEET_KEY := build/sim/fleet_key
 MOLECULE_SCENARIOS ?= default runtime runtime_faults fleet
+# The ansible-core minors meta/runtime.yml claims. The main venv (.venv) is the newest one; each older one has
+# its own venv (requirements/core-X.Y.txt -> build/venvs/core-X.Y) for `make matrix`.
+CORE_VERSIONS ?= 2.17 2.18 2.19
+MATRIX_VERSIONS ?= $(filter-out 2.19,$(CORE_VERSIONS))
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test host venv images fleet-up fleet-down lint unit molecule collection clean help
+.PHONY: demo test host venv images fleet-up fleet-down lint unit sanity molecule matrix collection clean help
 
 help:
 	@echo "make demo        bring up $(FLEET_SIZE) twin Thor units and run workshop.yml against them"
-	@echo "make test        lint, unit tests and molecule scenarios ($(MOLECULE_SCENARIOS))"
+	@echo "make test        lint, unit tests, ansible-test, molecule scenarios ($(MOLECULE_SCENARIOS)), the ansible-core matrix"
 	@echo "make fleet-up FLEET_SIZE=N / make fleet-down / make images / make lint / make unit / make molecule"
+	@echo "make sanity      ansible-test sanity and units on the shipped collection, ansible-core $(CORE_VERSIONS)"
+	@echo "make matrix      unit tests and molecule default with each older ansible-core ($(MATRIX_VERSIONS))"
 
 demo: fleet-up
 	ansible-playbook -i $(SIM_INVENTORY) workshop.yml
 
-test: lint unit molecule
+test: lint unit sanity molecule matrix
 
 host:
 	@scripts/bootstrap-host.sh
@@ -74,6 +80,14 @@ collection: venv
 
 unit: venv
 	pytest -q tests/unit twin/tests
+
+# ansible-test sanity and units, offline, on the built artifact's content plus tests/ (scripts/ansible-test.sh).
+sanity: venv
+	scripts/ansible-test.sh $(CORE_VERSIONS)
+
+# Each older claimed ansible-core runs the unit tests and molecule's default scenario in its own venv.
+matrix: images venv $(FLEET_KEY)
+	MATRIX_VERSIONS="$(MATRIX_VERSIONS)" scripts/matrix.sh
 
 molecule: images venv $(FLEET_KEY)
 	# Scenarios use fixed unit names and addresses: one molecule run at a time on this machine.
