@@ -59,7 +59,7 @@ from ansible_collections.jetson_thor.workshop.plugins.plugin_utils._fleet_report
     render_markdown,
 )
 
-_MSG_LIMIT = 400
+_MSG_LIMIT = 700
 
 
 def _one_line(text, limit=_MSG_LIMIT):

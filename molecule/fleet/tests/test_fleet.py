@@ -51,10 +51,10 @@ def test_canary_restart_failure_restores_the_old_file_and_docker():
     assert "Docker runs again with it" in message
 
 
-@pytest.mark.parametrize("unit", ["thor-m2", "thor-m3", "thor-m4"])
-def test_units_after_a_stopped_rollout_are_untouched(unit):
+@pytest.mark.parametrize("name", ["thor-m2", "thor-m3", "thor-m4"])
+def test_units_after_a_stopped_rollout_are_untouched(name):
     # The twin's start state: the nvidia runtime declared, not the default (what the workshop asks to fix).
-    config = json.loads((EPHEMERAL / "canary" / f"{unit}-daemon.json").read_text())
+    config = json.loads((EPHEMERAL / "canary" / f"{name}-daemon.json").read_text())
     assert "default-runtime" not in config
     assert "nvidia" in config["runtimes"]
 
