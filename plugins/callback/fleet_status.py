@@ -14,9 +14,9 @@ description:
     one of V(converged) (nothing changed), V(changed) (how many changes), V(failed) (in which play, role and task, and why),
     V(unreachable) (at which task, and why), V(skipped) (every task skipped) or V(not reached) (the run stopped before
     it got to the unit, for example because a rollout wave failed). A status never comes from a fact that is missing.
-  - At the end of the run it prints the fleet table, writes it to C(fleet-summary.md) and C(fleet-summary.json) in
-    O(report_dir), writes the units that are not ready to C(not-ready.limit), and prints the command that re-runs
-    only those units (C(--limit @.../not-ready.limit)).
+  - At the end of the run it prints the fleet table (unless the stdout callback writes JSON), writes it to
+    C(fleet-summary.md) and C(fleet-summary.json) in O(report_dir), writes the units that are not ready to
+    C(not-ready.limit), and prints the command that re-runs only those units (C(--limit @.../not-ready.limit)).
   - The workshop's summary play hands each unit's details (release, power mode, runtime, memory) to this callback with
     C(ansible.builtin.set_stats) under C(workshop_units); when the run stopped before that play, the table has the
     status columns only.
@@ -50,6 +50,7 @@ import os
 import shlex
 import sys
 
+from ansible import constants as C
 from ansible import context
 from ansible.plugins.callback import CallbackBase
 
@@ -259,7 +260,14 @@ class CallbackModule(CallbackBase):
                 handle.write("".join(f"{u}\n" for u in not_ready))
         except OSError as exc:
             self._display.warning(f"fleet_status: could not write the fleet summary to {report_dir}: {exc}")
-        self._display.display(render_console(summary), screen_only=True)
+        if not self._machine_readable_stdout():
+            self._display.display(render_console(summary), screen_only=True)
+
+    @staticmethod
+    def _machine_readable_stdout():
+        """True when the stdout callback writes JSON (ansible.posix.json, .jsonl): text after it would break it."""
+        stdout_callback = str(C.config.get_config_value("DEFAULT_STDOUT_CALLBACK") or "")
+        return stdout_callback.split(".")[-1] in ("json", "jsonl")
 
     def _rerun_command(self, limit_file, organizers):
         args = context.CLIARGS

@@ -104,3 +104,11 @@ def test_check_mode_says_would_change(tmp_path):
     assert list(rows) == ["u-changed"]
     assert rows["u-changed"]["status"] == "would change"
     assert summary["check_mode"] is True
+
+
+def test_json_stdout_stays_json(tmp_path, monkeypatch):
+    pytest.importorskip("ansible_collections.ansible.posix.plugins.callback.json")
+    monkeypatch.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.posix.json")
+    proc, summary = _run(tmp_path)[:2]
+    assert json.loads(proc.stdout)["stats"]["u-failed"]["failures"] == 1
+    assert summary["not_ready"] == ["u-failed", "u-unreachable"]
