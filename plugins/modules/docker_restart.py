@@ -11,11 +11,11 @@ short_description: Restart the Docker engine through systemd and wait until it a
 version_added: 0.2.0
 description:
   - Restart the Docker engine through systemd and wait until it answers; clears systemd's start limit; bounded in time.
-  - Reads the service's state with C(systemctl show -p ActiveState,Result,NRestarts). Before each start attempt, when the
-    service is C(failed) or its C(Result) is C(start-limit-hit), runs C(systemctl reset-failed) on the service and
-    O(socket). On Debian and Ubuntu C(docker.service) allows three starts in 60 seconds (C(StartLimitBurst=3),
-    C(StartLimitIntervalSec=60s)), so a few restarts by hand just before make the next one fail with
-    C(Start request repeated too quickly).
+  - Reads the service's state with C(systemctl show -p ActiveState,Result,NRestarts). Before each start attempt it runs
+    C(systemctl reset-failed) on the service and O(socket), which clears a failed state and systemd's count of recent
+    starts. On Debian and Ubuntu C(docker.service) allows three starts in 60 seconds (C(StartLimitBurst=3),
+    C(StartLimitIntervalSec=60s)), so a few restarts by hand just before would make the next one fail with
+    C(Start request repeated too quickly), although the service looks C(active) until then.
   - Runs C(systemctl restart) (or C(systemctl start), see O(state)), then asks the engine C(GET /_ping) on O(docker_host)
     until it answers C(OK), and reads its version from C(GET /version). A start that fails is tried again, up to
     O(attempts) times, O(delay) seconds apart.
@@ -128,7 +128,7 @@ attempts:
   type: int
   sample: 1
 start_limit_reset:
-  description: Whether C(systemctl reset-failed) ran to clear a failed state or systemd's start limit.
+  description: Whether C(systemctl reset-failed) ran (before every start attempt; V(false) when no start was needed).
   returned: always
   type: bool
   sample: false
@@ -319,10 +319,11 @@ class Restart:
             if attempt > 1:
                 state = self.show()
             self.attempts = attempt
-            if state["active_state"] == "failed" or state["result"] == "start-limit-hit":
-                units = [self.service, self.socket] if self.socket else [self.service]
-                self.systemctl_run("reset-failed", *units)
-                self.start_limit_reset = True
+            # Always: a unit that is active can still have spent its start budget (three restarts by hand in the
+            # last minute), and `systemctl show` does not tell; reset-failed clears the count and a failed state.
+            units = [self.service, self.socket] if self.socket else [self.service]
+            self.systemctl_run("reset-failed", *units)
+            self.start_limit_reset = True
             result = self.systemctl_run(verb, self.service)
             if result.timed_out:
                 return (

@@ -160,24 +160,28 @@ def test_normal_restart(run_module, systemd, engine):
     assert result["changed"] is True
     assert result["running"] is True
     assert result["attempts"] == 1
-    assert result["start_limit_reset"] is False
+    assert result["start_limit_reset"] is True
     assert result["server_version"] == "28.2.2"
     assert result["before"] == {"active_state": "active", "result": "success", "n_restarts": 0}
     assert 0 <= result["elapsed"] < 20
-    assert systemd.calls == [["show", "-p", "ActiveState,Result,NRestarts", "docker"], ["restart", "docker"]]
+    assert systemd.calls == [
+        ["show", "-p", "ActiveState,Result,NRestarts", "docker"],
+        ["reset-failed", "docker", "docker.socket"],
+        ["restart", "docker"],
+    ]
     assert "/_ping" in server.requests
 
 
 def test_start_limit_hit_then_success_after_reset_failed(run_module, systemd, engine):
     _server, host = engine
-    # Three restarts by hand just before: the next start is refused until reset-failed.
+    # Three restarts by hand just before: the unit is active, but the next start is refused until reset-failed.
     systemd.set(limit_hit=True)
     result = run_module(docker_restart.main, _args(host))
     assert result["_rc"] == 0
-    assert result["attempts"] == 2
+    assert result["attempts"] == 1
     assert result["start_limit_reset"] is True
     assert result["running"] is True
-    assert systemd.changes() == [["restart", "docker"], ["reset-failed", "docker", "docker.socket"], ["restart", "docker"]]
+    assert systemd.changes() == [["reset-failed", "docker", "docker.socket"], ["restart", "docker"]]
 
 
 def test_a_unit_already_at_its_start_limit_is_reset_first(run_module, systemd, engine):
@@ -201,8 +205,8 @@ def test_a_service_that_never_starts_fails_with_the_reason_journal_and_way_back(
     assert result["journal"] == [f"dockerd line {i}" for i in range(1, 21)]
     assert result["running"] is False
     assert result["attempts"] == 2
-    # The second attempt found the unit failed and reset it first.
-    assert systemd.changes() == [["restart", "docker"], ["reset-failed", "docker", "docker.socket"], ["restart", "docker"]]
+    # Each attempt resets the unit first.
+    assert systemd.changes() == [["reset-failed", "docker", "docker.socket"], ["restart", "docker"]] * 2
 
 
 def test_start_limit_hit_on_every_attempt_is_named(run_module, systemd, engine, monkeypatch):
@@ -236,7 +240,7 @@ def test_a_service_that_dies_while_waiting_is_retried_then_named(run_module, sys
     assert result["failed"] is True
     assert result["msg"].startswith("docker.service did not stay up: failed (exit-code)")
     assert result["attempts"] == 2
-    assert systemd.changes() == [["restart", "docker"], ["reset-failed", "docker", "docker.socket"], ["restart", "docker"]]
+    assert systemd.changes() == [["reset-failed", "docker", "docker.socket"], ["restart", "docker"]] * 2
 
 
 def test_engine_never_answers(run_module, systemd, tmp_path):
