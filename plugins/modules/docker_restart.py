@@ -310,14 +310,12 @@ class Restart:
         result = run_bounded(self.module, argv, JOURNAL_SECONDS)
         return result.stdout.splitlines()[-JOURNAL_LINES:]
 
-    def run(self, verb, attempts, delay, state):
+    def run(self, verb, attempts, delay):
         """Start the service up to ``attempts`` times; return None on success, else what happened."""
         problem = None
         for attempt in range(1, attempts + 1):
             if self.remaining() <= 0:
                 break
-            if attempt > 1:
-                state = self.show()
             self.attempts = attempt
             # Always: a unit that is active can still have spent its start budget (three restarts by hand in the
             # last minute), and `systemctl show` does not tell; reset-failed clears the count and a failed state.
@@ -403,7 +401,7 @@ def main():
     else:
         result["changed"] = True
         verb = "restart" if params["state"] == "restarted" else "start"
-        problem = restart.run(verb, params["attempts"], params["delay"], before)
+        problem = restart.run(verb, params["attempts"], params["delay"])
 
     result.update(attempts=restart.attempts, start_limit_reset=restart.start_limit_reset)
     if problem is None:

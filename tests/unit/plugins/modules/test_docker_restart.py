@@ -292,7 +292,7 @@ def test_started_starts_only_when_not_active(run_module, systemd, engine):
     result = run_module(docker_restart.main, _args(host, state="started"))
     assert result["changed"] is True
     assert result["attempts"] == 1
-    assert systemd.changes() == [["start", "docker"]]
+    assert systemd.changes() == [["reset-failed", "docker", "docker.socket"], ["start", "docker"]]
 
 
 @pytest.mark.parametrize(
