@@ -267,7 +267,7 @@ class CallbackModule(CallbackBase):
     def _machine_readable_stdout():
         """True when the stdout callback writes JSON (ansible.posix.json, .jsonl): text after it would break it."""
         stdout_callback = str(C.config.get_config_value("DEFAULT_STDOUT_CALLBACK") or "")
-        return stdout_callback.split(".")[-1] in ("json", "jsonl")
+        return stdout_callback.rsplit(".", maxsplit=1)[-1] in ("json", "jsonl")
 
     def _rerun_command(self, limit_file, organizers):
         args = context.CLIARGS
