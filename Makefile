@@ -76,7 +76,11 @@ collection: venv
 	for f in playbooks roles; do test -d $$d/$$f || { echo "collection: $$f/ is missing from the artifact"; exit 1; }; done; \
 	for f in ansible.cfg thor_fleet inventories workshop.yml collections tests twin $$(cd docs && ls twin*.md vllm-twin.md 2>/dev/null | sed 's|^|docs/|'); do \
 	  ! test -e $$d/$$f || { echo "collection: $$f is checkout-only and must not ship (galaxy.yml build_ignore)"; exit 1; }; done
-	@echo "collection: built and installed offline: $$(ls build/dist/*.tar.gz)"
+	# The installed collection's own playbook, by name, without this checkout's ansible.cfg.
+	cd build/dist && ANSIBLE_CONFIG= ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/dist/installed \
+	  ANSIBLE_CALLBACKS_ENABLED=jetson_thor.workshop.fleet_status \
+	  ansible-playbook jetson_thor.workshop.workshop -i $(CURDIR)/thor_fleet --syntax-check >/dev/null
+	@echo "collection: built and installed offline: $$(ls build/dist/*.tar.gz); jetson_thor.workshop.workshop parses"
 
 unit: venv
 	pytest -q tests/unit twin/tests
