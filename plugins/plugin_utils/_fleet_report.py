@@ -29,9 +29,13 @@ def _cell(value):
 
 def headline(summary):
     simulated = sum(1 for row in summary["units"] if row["details"].get("simulated") is True)
-    parts = [f"{summary['ready']} of {summary['total']} units ready."]
     if summary["check_mode"]:
-        parts.append("Check mode: nothing was changed; 'would change' is a prediction.")
+        parts = [
+            f"{summary['ready']} of {summary['total']} units would be ready.",
+            "Check mode: nothing was changed; 'would change' is a prediction.",
+        ]
+    else:
+        parts = [f"{summary['ready']} of {summary['total']} units ready."]
     if summary["stopped_early"]:
         parts.append(f"The run stopped early, in play '{summary['plays_run'][-1]}'.")
     if simulated:

@@ -99,7 +99,8 @@ def test_a_stopped_rollout_leaves_later_waves_not_reached(tmp_path):
 
 
 def test_check_mode_says_would_change(tmp_path):
-    summary = _run(tmp_path, "--check", "--limit", "u-changed,organizer")[1]
+    summary, report_dir = _run(tmp_path, "--check", "--limit", "u-changed,organizer")[1:]
+    assert "1 of 1 units would be ready. Check mode: nothing was changed" in (report_dir / "fleet-summary.md").read_text()
     rows = _by_unit(summary)
     assert list(rows) == ["u-changed"]
     assert rows["u-changed"]["status"] == "would change"
