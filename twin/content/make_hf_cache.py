@@ -2,10 +2,15 @@
 """Write twin Hugging Face hub caches for the workshop's models (stdlib only, deterministic).
 
 Each repo gets the real HF cache layout (``models--org--name/{blobs,refs/main,snapshots/<rev>}``, snapshot
-entries are relative symlinks into ``blobs/``), the real ``config.json`` shape, generation config, a small
-WordLevel ``tokenizer.json`` and weights as valid safetensors shards (a torch zip for the EAGLE3 head)
-whose sizes are the real checkpoint's divided by ``--scale``. The scale is recorded in the index metadata
-(``twin_scale``) so that nominal bytes = actual bytes x scale; everything derived from it is simulated.
+entries are relative symlinks into ``blobs/``), the real ``config.json`` shape, generation config, the model's
+real tokenizer (tokenizer.json, tokenizer_config.json with the chat template, special_tokens_map.json) and
+weights as valid safetensors shards (a torch zip for the EAGLE3 head) whose sizes are the real checkpoint's
+divided by ``--scale``. The scale is recorded in the index metadata (``twin_scale``) so that nominal bytes =
+actual bytes x scale; everything derived from it is simulated.
+
+The tokenizer files and the tiktoken encodings come from ``--tokenizers DIR``, the output of
+``twin/content/tokenizers/build_tokenizers.py`` (converted at build time from pinned registry packages). In a
+checkout the default is ``build/tokenizers``, built on first use; elsewhere (a twin unit) give the directory.
 
     python3 twin/content/make_hf_cache.py --hub-dir /tmp/hf/hub --scale 100000 --encodings /tmp/enc
 """
@@ -14,84 +19,15 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import struct
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 DEFAULT_SCALE = 100_000
 BLOCK = 1 << 20
-
-WORDS = """
-the a an and or but of to in on for with at by from as is are was were be been being it its this that these
-those there here which who what when where why how all any each every some many more most other such only own
-same so than too very can will just should now also into over under again further then once about against
-between through during before after above below up down out off new first last long great little right big
-high different small large next early young important few public bad able robot robots robotics developer
-developers edge device devices compute memory unified model models inference latency throughput token tokens
-power efficient efficiency jetson thor nvidia gpu cpu cores blackwell platform performance real time sensor
-sensors camera cameras lidar perception planning control autonomous autonomy navigation vision language
-transformer local cloud network data privacy safety reliable deploy deployment runtime software stack
-framework application applications engineer engineers team teams workload workloads physical world humanoid
-manipulation learning simulation training fine tune quantization precision accuracy speed faster lower higher
-bandwidth watts battery thermal module kit board system systems pipeline pipelines stream streams multiple
-concurrent parallel processing process processes result results benefit benefits main key advantage because
-while without within across enables enable allows allow helps help provides provide delivers deliver runs run
-supports support handles handle makes make gives give keeps keep means mean reduces reduce improves improve
-increase increases decision decisions environment environments task tasks motion object objects detection
-map maps path paths feedback loop loops response responses user users interface tool tools code api server
-servers service services request requests batch batches cache caches context window generation output input
-prompt prompts answer answers question questions example examples step steps approach method methods
-solution solutions problem problems challenge challenges design designs build builds test tests measure
-measured measurement benchmark benchmarks workshop hardware compact single chip class leading modern advanced
-complex simple practical useful powerful flexible scalable robust secure open source community ecosystem
-developer's industry industrial factory warehouse field mobile agents agent reasoning generative ai large
-analysis final assistant
-""".split()
-PUNCT = [".", ",", ";", ":", "!", "?", "(", ")", "-", "'", '"'] + [str(d) for d in range(10)]
-
-LLAMA_SPECIAL = {
-    "<|begin_of_text|>": 128000,
-    "<|end_of_text|>": 128001,
-    "<|start_header_id|>": 128006,
-    "<|end_header_id|>": 128007,
-    "<|eom_id|>": 128008,
-    "<|eot_id|>": 128009,
-    "<|python_tag|>": 128010,
-}
-HARMONY_SPECIAL = {
-    "<|startoftext|>": 199998,
-    "<|endoftext|>": 199999,
-    "<|return|>": 200002,
-    "<|constrain|>": 200003,
-    "<|channel|>": 200005,
-    "<|start|>": 200006,
-    "<|end|>": 200007,
-    "<|message|>": 200008,
-    "<|call|>": 200012,
-}
-
-LLAMA_CHAT_TEMPLATE = (
-    "{{- bos_token }}"
-    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] | trim %}"
-    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif %}"
-    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
-    "{{- 'Cutting Knowledge Date: December 2023\\nToday Date: 26 Jul 2024\\n\\n' }}"
-    "{{- system_message + '<|eot_id|>' }}"
-    "{%- for message in messages %}"
-    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
-)
-HARMONY_CHAT_TEMPLATE = (
-    "{{- '<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\\n"
-    "Knowledge cutoff: 2024-06\\n\\nReasoning: medium\\n\\n# Valid channels: analysis, commentary, final. "
-    "Channel must be included for every message.<|end|>' }}"
-    "{%- for message in messages %}"
-    "{{- '<|start|>' + message['role'] + '<|message|>' + message['content'] + '<|end|>' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|start|>assistant' }}{%- endif %}"
-)
 
 LLAMA_31_8B = {
     "architectures": ["LlamaForCausalLM"],
@@ -271,7 +207,7 @@ MODELS = {
     "openai/gpt-oss-120b": {
         "alias": "gpt-oss-120b",
         "config": GPT_OSS_120B,
-        "tokenizer": "harmony",
+        "tokenizer": "gpt-oss",
         "generation": {
             "bos_token_id": 199998,
             "do_sample": True,
@@ -373,46 +309,24 @@ def torch_zip(names, actual_bytes, seed):
     return out.getvalue()
 
 
-def tokenizer_files(kind):
-    """A small WordLevel tokenizer (Whitespace pre-tokenizer) plus its config, for the given chat format."""
-    special = LLAMA_SPECIAL if kind == "llama3" else HARMONY_SPECIAL
-    vocab = {"[UNK]": 0}
-    for word in WORDS + PUNCT:
-        vocab.setdefault(word, len(vocab))
-    vocab.update(special)
-    added = [
-        {"id": i, "content": c, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
-        for c, i in special.items()
-    ]
-    tokenizer = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added,
-        "normalizer": None,
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": None,
-        "decoder": None,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"},
-    }
-    if kind == "llama3":
-        bos, eos, template = "<|begin_of_text|>", "<|eot_id|>", LLAMA_CHAT_TEMPLATE
-    else:
-        bos, eos, template = "<|startoftext|>", "<|return|>", HARMONY_CHAT_TEMPLATE
-    config = {
-        "bos_token": bos,
-        "eos_token": eos,
-        "clean_up_tokenization_spaces": True,
-        "model_max_length": 131072,
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "chat_template": template,
-        "model_input_names": ["input_ids", "attention_mask"],
-    }
-    return {
-        "tokenizer.json": dumps(tokenizer),
-        "tokenizer_config.json": dumps(config),
-        "special_tokens_map.json": dumps({"bos_token": bos, "eos_token": eos}),
-    }
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+ENCODINGS = ("o200k_base.tiktoken", "cl100k_base.tiktoken")
+
+
+def tokenizer_files(kind, tokenizers):
+    """The model's real tokenizer files ("llama3" or "gpt-oss"), as converted by build_tokenizers.py."""
+    return {name: (Path(tokenizers) / kind / name).read_bytes() for name in TOKENIZER_FILES}
+
+
+def default_tokenizers():
+    """build/tokenizers of this checkout, built (or found current) by build_tokenizers.py; None outside one."""
+    here = Path(__file__).resolve().parent
+    builder = here / "tokenizers" / "build_tokenizers.py"
+    if not builder.exists():
+        return None
+    out = here.parents[1] / "build" / "tokenizers"
+    subprocess.run([sys.executable, str(builder), "--out", str(out)], check=True, stdout=sys.stderr)
+    return out
 
 
 def dumps(obj):
@@ -491,7 +405,7 @@ def write_weights(repo, repo_id, spec, scale):
             repo.add(fname, data, lfs=True)
 
 
-def write_model(hub_dir, repo_id, scale):
+def write_model(hub_dir, repo_id, scale, tokenizers):
     spec = MODELS[repo_id]
     repo = Repo(hub_dir, repo_id)
     repo.add("config.json", dumps(spec["config"]), lfs=False)
@@ -500,33 +414,20 @@ def write_model(hub_dir, repo_id, scale):
     for name, data in spec.get("extra", {}).items():
         repo.add(name, dumps(data), lfs=False)
     if spec["tokenizer"]:
-        for name, data in tokenizer_files(spec["tokenizer"]).items():
+        for name, data in tokenizer_files(spec["tokenizer"], tokenizers).items():
             repo.add(name, data, lfs=name == "tokenizer.json")
     write_weights(repo, repo_id, spec, scale)
     repo.finish()
     return repo
 
 
-def tiktoken_standin(name, ranks):
-    """Fake, deterministic encodings in the real `<base64 token> <rank>` line format."""
-    import base64
-
-    lines = []
-    for rank in range(ranks):
-        token = bytes([rank]) if rank < 256 else hashlib.sha256(f"{name}:{rank}".encode()).digest()[: 2 + rank % 6]
-        lines.append(base64.b64encode(token) + b" %d" % rank)
-    return b"\n".join(lines) + b"\n"
-
-
-ENCODINGS = {"o200k_base.tiktoken": 8192, "cl100k_base.tiktoken": 4096}
-
-
-def write_encodings(directory):
+def write_encodings(directory, tokenizers):
+    """The published o200k_base / cl100k_base tiktoken files (gpt-oss's openai_harmony checks their sha256)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     hashes = {}
-    for name, ranks in ENCODINGS.items():
-        data = tiktoken_standin(name, ranks)
+    for name in ENCODINGS:
+        data = (Path(tokenizers) / "encodings" / name).read_bytes()
         (directory / name).write_bytes(data)
         hashes[name] = hashlib.sha256(data).hexdigest()
     return hashes
@@ -553,18 +454,26 @@ def main(argv=None):
     parser.add_argument(
         "--scale", type=int, default=DEFAULT_SCALE, help="nominal bytes = actual bytes x scale (default %(default)s)"
     )
-    parser.add_argument("--encodings", help="also write stand-in tiktoken encodings into this directory")
+    parser.add_argument("--encodings", help="also write the o200k_base / cl100k_base tiktoken encodings here")
+    parser.add_argument(
+        "--tokenizers",
+        default=os.environ.get("THOR_TWIN_TOKENIZERS"),
+        help="converted tokenizers (build_tokenizers.py --out; default: this checkout's build/tokenizers)",
+    )
     args = parser.parse_args(argv)
     if not args.hub_dir and not args.encodings:
         parser.error("nothing to do: give --hub-dir and/or --encodings")
     if args.scale < 1:
         parser.error("--scale must be >= 1")
+    tokenizers = args.tokenizers or default_tokenizers()
+    if tokenizers is None or not (Path(tokenizers) / "MANIFEST.json").exists():
+        parser.error(f"no converted tokenizers at {tokenizers}: give --tokenizers (build_tokenizers.py --out)")
     if args.hub_dir:
         for repo_id in resolve_models(args.models):
-            repo = write_model(args.hub_dir, repo_id, args.scale)
+            repo = write_model(args.hub_dir, repo_id, args.scale, tokenizers)
             print(f"{repo_id} rev={repo.rev} actual_bytes={repo.actual} scale={args.scale} (simulated weights)")
     if args.encodings:
-        for name, digest in write_encodings(args.encodings).items():
+        for name, digest in write_encodings(args.encodings, tokenizers).items():
             print(f"{digest}  {name}")
     return 0
 

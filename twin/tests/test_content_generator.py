@@ -7,6 +7,7 @@ import struct
 import zipfile
 
 import make_hf_cache
+import pytest
 
 from twin_support import EAGLE, GPT_OSS, LLAMA
 from vllm_twin import tiktoken_files
@@ -75,9 +76,37 @@ def test_deterministic_and_model_selection(tmp_path):
     ]
 
 
-def test_tiktoken_standins_match_the_twins_default_hashes(hub):
-    for name, digest in tiktoken_files.STANDIN_SHA256.items():
+def test_encodings_are_the_published_files_the_twin_requires(hub):
+    for name, digest in tiktoken_files.PUBLISHED_SHA256.items():
         data = (hub / "encodings" / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == digest
         first = data.split(b"\n")[0].split(b" ")
         assert len(first) == 2 and first[1] == b"0"
+    assert tiktoken_files.expected_sha256() == tiktoken_files.PUBLISHED_SHA256
+
+
+def test_tokenizer_files_are_the_published_ones_stored_as_lfs_blobs(hub):
+    # tokenizer.json is byte-identical to the model repos' (their LFS sha256), so the blob has the real name
+    published = {
+        LLAMA: "79e3e522635f3171300913bb421464a87de6222182a0570b9b2ccba2a964b2b4",
+        GPT_OSS: "0614fe83cadab421296e664e1f48f4261fa8fef6e03e63bb75c20f38e37d07d3",
+    }
+    for repo_id, digest in published.items():
+        snapshot = next((repo_dir(hub, repo_id) / "snapshots").iterdir())
+        assert os.readlink(snapshot / "tokenizer.json") == f"../../blobs/{digest}"
+        config = json.loads((snapshot / "tokenizer_config.json").read_text())
+        assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and "{%" in config["chat_template"]
+    llama = next((repo_dir(hub, LLAMA) / "snapshots").iterdir())
+    config = json.loads((llama / "tokenizer_config.json").read_text())
+    assert config["bos_token"] == "<|begin_of_text|>" and config["eos_token"] == "<|eot_id|>"
+    assert len(config["added_tokens_decoder"]) == 256 and "Cutting Knowledge Date" in config["chat_template"]
+    oss = next((repo_dir(hub, GPT_OSS) / "snapshots").iterdir())
+    config = json.loads((oss / "tokenizer_config.json").read_text())
+    assert (config["bos_token"], config["eos_token"], config["pad_token"]) == ("<|startoftext|>", "<|return|>", "<|endoftext|>")
+    assert config["added_tokens_decoder"]["200006"]["content"] == "<|start|>" and "<|channel|>" in config["chat_template"]
+
+
+def test_generator_needs_converted_tokenizers_outside_a_checkout(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        make_hf_cache.main(["--hub-dir", str(tmp_path / "hub"), "--tokenizers", str(tmp_path / "missing")])
+    assert "no converted tokenizers" in capsys.readouterr().err

@@ -149,7 +149,8 @@ def test_completions_and_tokenize(servers):
     chunks = sse(text)
     assert [c["object"] for c in chunks] == ["text_completion"] * 3 and chunks[-1]["choices"][0]["finish_reason"]
     tok = json.loads(s.post("/tokenize", {"prompt": "Jetson Thor is fast."})[1])
-    assert tok["count"] == 6 and tok["max_model_len"] == 131072 and len(tok["tokens"]) == 6
+    assert tok["count"] == 7 and tok["max_model_len"] == 131072
+    assert tok["tokens"] == [128000, 36741, 942, 29550, 374, 5043, 13]  # BOS + Llama 3's ids
 
 
 def test_metrics_exposition(servers):
