@@ -92,14 +92,14 @@ class Metrics:
             return Histogram(name, doc, LABELS, buckets=buckets, registry=registry).labels(*label)
 
         self.spec = None
-        if num_spec_tokens:
-            per_pos = counter("vllm:spec_decode_num_accepted_tokens_per_pos", "Accepted tokens per draft position.", ["position"])
+        if num_spec_tokens:  # SpecDecodingProm registers these before everything else, in this order
             self.spec = {
                 "drafts": counter("vllm:spec_decode_num_drafts", "Number of spec decoding drafts."),
                 "draft_tokens": counter("vllm:spec_decode_num_draft_tokens", "Number of draft tokens."),
                 "accepted": counter("vllm:spec_decode_num_accepted_tokens", "Number of accepted tokens."),
-                "per_pos": [per_pos.labels(*label, str(i)) for i in range(num_spec_tokens)],
             }
+            per_pos = counter("vllm:spec_decode_num_accepted_tokens_per_pos", "Accepted tokens per draft position.", ["position"])
+            self.spec["per_pos"] = [per_pos.labels(*label, str(i)) for i in range(num_spec_tokens)]
         self.running = gauge("vllm:num_requests_running", "Number of requests in model execution batches.")
         self.waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.")
         self.gpu_cache_usage = gauge(
