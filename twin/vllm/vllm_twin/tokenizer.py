@@ -13,7 +13,6 @@ import heapq
 import itertools
 import json
 import re
-import sys
 import unicodedata
 
 
@@ -46,17 +45,22 @@ def _escape(cp):
     return f"\\U{cp:08x}"
 
 
-def unicode_classes():
+# Letters, numbers and marks all lie in planes 0-3 and (marks) plane 14; planes 4-13 are unassigned and 15-16
+# private use, so the scan skips them (test_tokenizer checks this against a scan of every code point).
+SCANNED = ((0, 0x40000), (0xE0000, 0xE1000))
+
+
+def unicode_classes(spans=SCANNED):
     """{"L": "<ranges>", "Lu": ..., "N": ..., "M": ...}: bodies of character classes for `re`, built once."""
-    if not _CLASSES:
-        runs = {}
-        cats = map(unicodedata.category, map(chr, range(sys.maxunicode + 1)))
-        start = 0
-        for cat, group in itertools.groupby(cats):
-            n = sum(1 for _ in group)
-            for key in (cat, cat[0]):
-                runs.setdefault(key, []).append((start, start + n - 1))
-            start += n
+    if spans != SCANNED or not _CLASSES:
+        runs, out = {}, {} if spans != SCANNED else _CLASSES
+        for first, end in spans:
+            start = first
+            for cat, group in itertools.groupby(map(unicodedata.category, map(chr, range(first, end)))):
+                n = sum(1 for _ in group)
+                for key in (cat, cat[0]):
+                    runs.setdefault(key, []).append((start, start + n - 1))
+                start += n
         for key, spans in runs.items():
             merged = []
             for lo, hi in spans:
@@ -64,7 +68,8 @@ def unicode_classes():
                     merged[-1] = (merged[-1][0], hi)
                 else:
                     merged.append((lo, hi))
-            _CLASSES[key] = "".join(_escape(lo) if lo == hi else f"{_escape(lo)}-{_escape(hi)}" for lo, hi in merged)
+            out[key] = "".join(_escape(lo) if lo == hi else f"{_escape(lo)}-{_escape(hi)}" for lo, hi in merged)
+        return out
     return _CLASSES
 
 
@@ -226,9 +231,22 @@ warehouse field mobile agents agent reasoning generative large
 """.split()
 
 
+def read_tokenizer_json(path):
+    """tokenizer.json without its merges when they are the file's last entry (as Hugging Face writes it): the
+    encoder needs only the vocabulary (rank = id), and gpt-oss's 446,189 merges triple the parse time."""
+    text = path.read_text(encoding="utf-8")
+    at = text.rfind('"merges":')
+    if at > 0 and "".join(text[-64:].split()).endswith("]}}"):
+        try:
+            return json.loads(text[: text.rindex(",", 0, at)] + "}}")
+        except ValueError:
+            pass
+    return json.loads(text)
+
+
 class Tokenizer:
     def __init__(self, snapshot, vocab_size):
-        data = json.loads((snapshot / "tokenizer.json").read_text(encoding="utf-8"))
+        data = read_tokenizer_json(snapshot / "tokenizer.json")
         config = json.loads((snapshot / "tokenizer_config.json").read_text(encoding="utf-8"))
         model = data["model"]
         self.vocab = model["vocab"]  # byte-level token string -> id, as in tokenizer.json
