@@ -23,8 +23,9 @@ def servers(hub, module_dir):
         for key, model, extra in (
             ("fp16", LLAMA, ["--api-key", "sk-test"]),
             ("fp8", FP8, []),
-            ("fp4", FP4, []),
+            ("fp4", FP4, ["--enable-prompt-tokens-details"]),
             ("eagle", FP4, SPEC),
+            ("nocache", FP8, ["--no-enable-prefix-caching", "--enable-prompt-tokens-details"]),
         ):
             dev = make_device(module_dir / key)
             env = twin_env(hub, dev, VLLM_TWIN_TIME_SCALE="0.0005", VLLM_LOG_STATS_INTERVAL="0.2")
@@ -105,7 +106,17 @@ def test_errors_unknown_model_and_context_length(servers):
         "error": {"message": "The model `nope` does not exist.", "type": "NotFoundError", "param": None, "code": 404}
     }
     status, body, _ = chat(servers["fp8"], max_tokens=200000)
-    assert status == 400 and body["error"]["message"].startswith("This model's maximum context length is 131072 tokens.")
+    n = json.loads(servers["fp8"].post("/tokenize", {"messages": PROMPT})[1])["count"]
+    # 0.10.1.1's text; chat wraps the ValueError as f"{e} {e.__cause__}", hence the trailing " None"
+    assert status == 400 and body["error"] == {
+        "message": f"'max_tokens' or 'max_completion_tokens' is too large: 200000. This model's maximum context length "
+        f"is 131072 tokens and your request has {n} input tokens (200000 > 131072 - {n}). None",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+    status, text, _ = servers["fp8"].post("/v1/completions", {"prompt": "hi", "max_tokens": 200000})
+    assert status == 400 and json.loads(text)["error"]["message"].endswith("(200000 > 131072 - 2).")
 
 
 def test_max_min_tokens_ignore_eos_and_stop(servers):
@@ -259,3 +270,155 @@ def test_client_disconnect_aborts_the_request(servers):
         time.sleep(0.05)
     assert float(line.split()[-1]) >= 1
     assert s.get("/health")[0] == 200
+
+
+def raw_post(server, path, data, content_type="application/json"):
+    import urllib.error
+    import urllib.request
+
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    req = urllib.request.Request(server.url + path, data=data, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode(), dict(resp.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(), dict(err.headers)
+
+
+def error_of(response):
+    status, body, _ = response
+    return status, json.loads(body)["error"]
+
+
+# Messages below are str(errors) of vLLM 0.10.1.1's own request models (pydantic 2.11) for the same bodies.
+WRONG_TYPES = (
+    "[{'type': 'int_parsing', 'loc': ('body', 'max_tokens'), 'msg': 'Input should be a valid integer, unable to parse "
+    "string as an integer', 'input': 'ten'}, {'type': 'string_type', 'loc': ('body', 'stop', 'str'), 'msg': 'Input "
+    "should be a valid string', 'input': 5}, {'type': 'list_type', 'loc': ('body', 'stop', 'list[str]'), 'msg': "
+    "'Input should be a valid list', 'input': 5}, {'type': 'bool_parsing', 'loc': ('body', 'stream'), 'msg': 'Input "
+    "should be a valid boolean, unable to interpret input', 'input': 'maybe'}, {'type': 'float_type', 'loc': ('body', "
+    "'top_p'), 'msg': 'Input should be a valid number', 'input': [1]}]"
+)
+PROMPT_5 = (
+    "[{'type': 'list_type', 'loc': ('body', 'prompt', 'list[int]'), 'msg': 'Input should be a valid list', 'input': 5}, "
+    "{'type': 'list_type', 'loc': ('body', 'prompt', 'list[list[int]]'), 'msg': 'Input should be a valid list', "
+    "'input': 5}, {'type': 'string_type', 'loc': ('body', 'prompt', 'str'), 'msg': 'Input should be a valid string', "
+    "'input': 5}, {'type': 'list_type', 'loc': ('body', 'prompt', 'list[str]'), 'msg': 'Input should be a valid "
+    "list', 'input': 5}]"
+)
+
+
+def test_wrong_types_are_400_in_vllms_error_shape(servers):
+    s = servers["fp8"]
+    status, body, _ = chat(s, temperature="hot")
+    assert status == 400 and body["error"] == {
+        "message": "[{'type': 'float_parsing', 'loc': ('body', 'temperature'), 'msg': 'Input should be a valid number, "
+        "unable to parse string as a number', 'input': 'hot'}]",
+        "type": "Bad Request",
+        "param": None,
+        "code": 400,
+    }
+    status, body, _ = chat(s, max_tokens="ten", top_p=[1], stream="maybe", stop=5)
+    assert status == 400 and body["error"]["message"] == WRONG_TYPES
+    status, body, _ = chat(s, reasoning_effort="max", truncate_prompt_tokens=0)
+    assert status == 400 and body["error"]["message"] == (
+        "[{'type': 'literal_error', 'loc': ('body', 'reasoning_effort'), 'msg': \"Input should be 'low', 'medium' or "
+        "'high'\", 'input': 'max', 'ctx': {'expected': \"'low', 'medium' or 'high'\"}}, {'type': 'greater_than_equal', "
+        "'loc': ('body', 'truncate_prompt_tokens'), 'msg': 'Input should be greater than or equal to 1', 'input': 0, "
+        "'ctx': {'ge': 1}}]"
+    )
+    status, text, _ = s.post("/v1/completions", {"prompt": 5})
+    assert status == 400 and json.loads(text)["error"]["message"] == PROMPT_5
+    status, text, _ = s.post("/v1/completions", {"max_tokens": 3})
+    assert status == 400 and json.loads(text)["error"]["message"].startswith(
+        "[{'type': 'value_error', 'loc': ('body',), 'msg': 'Value error, At least one of `prompt` or `prompt_embeds` "
+        "must be set.', 'input': {'max_tokens': 3}, 'ctx': {'error': ValueError("
+    )
+    status, body, _ = chat(s, top_logprobs=-1, logprobs=True)
+    assert status == 400 and "'msg': 'Value error, `top_logprobs` must be a positive value.'" in body["error"]["message"]
+
+
+def test_out_of_range_values_and_max_tokens_below_one(servers):
+    s = servers["fp8"]
+    for value in (0, -1):
+        status, body, _ = chat(s, max_tokens=value)
+        assert status == 400 and body["error"] == {
+            "message": f"max_tokens must be at least 1, got {value}.",
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    for field, value, message in (
+        ("temperature", -1, "temperature must be non-negative, got -1.0."),
+        ("top_p", 0, "top_p must be in (0, 1], got 0.0."),
+        ("top_k", -2, "top_k must be 0 (disable), or at least 1, got -2."),
+        ("presence_penalty", 3, "presence_penalty must be in [-2, 2], got 3.0."),
+        ("repetition_penalty", 0, "repetition_penalty must be greater than zero, got 0.0."),
+        ("min_p", 2, "min_p must be in [0, 1], got 2.0."),
+        ("stop", [""], "stop cannot contain an empty string."),
+    ):
+        status, body, _ = chat(s, max_tokens=3, **{field: value})
+        assert (status, body["error"]["message"], body["error"]["type"]) == (400, message, "BadRequestError"), field
+    status, body, _ = chat(s, max_tokens=3, min_tokens=5)
+    assert status == 400 and body["error"]["message"] == "min_tokens must be less than or equal to max_tokens=3, got 5."
+    status, text, _ = s.post("/v1/completions", {"prompt": "hi", "max_tokens": 0})
+    assert status == 400 and json.loads(text)["error"]["message"] == "max_tokens must be at least 1, got 0."
+
+
+def test_lax_coercions_extra_fields_and_empty_stream_options_are_accepted(servers):
+    s = servers["fp8"]
+    body = {"messages": PROMPT, "temperature": "0", "max_tokens": "3", "stream": "false", "n": True, "foo": 1}
+    status, text, _ = s.post("/v1/chat/completions", body)
+    assert status == 200 and json.loads(text)["usage"]["completion_tokens"] == 3
+    assert chat(s, max_tokens=2, stream_options={})[0] == 200  # `{}` is falsy for validate_stream_options
+
+
+def test_body_errors_before_validation(servers):
+    s = servers["fp8"]
+    status, err = error_of(raw_post(s, "/v1/chat/completions", b'{"messages": [}'))
+    assert status == 400 and err["type"] == "Bad Request"
+    assert err["message"] == (
+        "[{'type': 'json_invalid', 'loc': ('body', 14), 'msg': 'JSON decode error', 'input': {}, "
+        "'ctx': {'error': 'Expecting value'}}]"
+    )
+    body = json.dumps({"messages": PROMPT, "max_tokens": 2}).encode()
+    status, err = error_of(raw_post(s, "/v1/chat/completions", body, "application/x-www-form-urlencoded"))
+    assert status == 400 and err["message"] == "[\"Unsupported Media Type: Only 'application/json' is allowed\"]"
+    status, text, headers = raw_post(s, "/v1/chat/completions", b"[1, 2]")
+    assert (status, text) == (500, "Internal Server Error") and headers["Content-Type"].startswith("text/plain")
+
+
+def metric(server, name, **labels):
+    for line in server.get("/metrics")[1].splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.split()[-1])
+    raise AssertionError(name)
+
+
+LONG = [{"role": "user", "content": "Describe the Jetson AGX Thor developer kit for a robotics workshop. " * 6}]
+
+
+def test_prompt_tokens_count_the_whole_prompt_and_cached_tokens_are_reported(servers):
+    s = servers["fp4"]
+    before = metric(s, "vllm:prompt_tokens_total"), metric(s, "vllm:prefix_cache_hits_total")
+    _, first, _ = chat(s, messages=LONG, max_tokens=2)
+    _, second, _ = chat(s, messages=LONG, max_tokens=2)
+    n = first["usage"]["prompt_tokens"]
+    cached = second["usage"]["prompt_tokens_details"]["cached_tokens"]
+    before_first = (first["usage"]["prompt_tokens_details"] or {}).get("cached_tokens", 0)  # the chat template's start
+    assert before_first < cached < n and cached == (n - 1) // 16 * 16
+    assert metric(s, "vllm:prompt_tokens_total") - before[0] == 2 * n  # cached tokens count too, as in vLLM
+    assert metric(s, "vllm:prefix_cache_hits_total") - before[1] == before_first + cached
+    _, chunks, _ = chat(s, messages=LONG, max_tokens=2, stream=True, stream_options={"include_usage": True})
+    assert list(chunks[-1]["usage"]) == ["prompt_tokens", "total_tokens", "completion_tokens", "prompt_tokens_details"]
+    assert chunks[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": cached}
+
+
+def test_no_enable_prefix_caching_counts_no_hits(servers):
+    s = servers["nocache"]
+    for _ in range(2):
+        _, body, _ = chat(s, messages=LONG, max_tokens=2)
+        assert body["usage"]["prompt_tokens_details"] is None
+    assert metric(s, "vllm:prefix_cache_queries_total") == 0 and metric(s, "vllm:prefix_cache_hits_total") == 0
+    assert metric(s, "vllm:cache_config_info", enable_prefix_caching="False") == 1
+    assert metric(servers["fp8"], "vllm:cache_config_info", enable_prefix_caching="True") == 1

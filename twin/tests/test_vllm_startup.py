@@ -160,14 +160,15 @@ def test_missing_eagle3_draft(hub, device, tmp_path):
     assert f"Value error, Invalid repository ID or local directory specified: '{EAGLE}'." in err
 
 
-@pytest.mark.parametrize("nvml_ok", [None, False])
-def test_no_nvidia_runtime_or_broken_nvml(hub, tmp_path, nvml_ok):
-    dev = tmp_path / "none" if nvml_ok is None else make_device(tmp_path / "gpu", nvml_ok=False)
+def test_broken_nvml(hub, tmp_path):
+    """The runtime is there but NVML fails (the workshop's misconfigured units): Jetson still gets CUDA, then the
+    inspection subprocess dies (§2b). No runtime at all is test_vllm_cli's §2c case."""
+    dev = make_device(tmp_path / "gpu", nvml_ok=False)
     rc, out, err = run_vllm(["serve", GPT_OSS], twin_env(hub, dev))
     assert rc == 1
     assert "ERROR" in out and "Error in inspecting model architecture 'GptOssForCausalLM'" in out
     assert "UserWarning: Can't initialize NVML" in out and 'warnings.warn("Can\'t initialize NVML")' in out
-    assert ("NVMLError_Unknown" in out) == (nvml_ok is False)
+    assert "NVMLError_Unknown" in out
     assert "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig" in err
     assert (
         "Value error, Model architectures ['GptOssForCausalLM'] failed to be inspected. Please check the logs for "
@@ -269,7 +270,51 @@ def test_eagle3_start_logs_draft_and_spec_metrics(hub, device):
         assert (
             f'vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine="0",model_name="{FP4}",position="{pos}"}} 0.0' in metrics
         )
-    assert metrics.index("vllm:spec_decode_num_drafts") < metrics.index("vllm:num_requests_running")
+    types = [line.split()[2] for line in metrics.splitlines() if line.startswith("# TYPE vllm:")]
+    families = [name.removesuffix("_total") for name in types if not name.endswith("_created")]
+    assert families[:5] == [  # SpecDecodingProm registers first, in this order (spec_decode/metrics.py:136-166)
+        "vllm:spec_decode_num_drafts",
+        "vllm:spec_decode_num_draft_tokens",
+        "vllm:spec_decode_num_accepted_tokens",
+        "vllm:spec_decode_num_accepted_tokens_per_pos",
+        "vllm:num_requests_running",
+    ]
+    # the head's parameters (fc, one layer, draft lm_head; shared embedding): 6.05 + 0.79 (workshop: 6.86 GiB)
+    loaded = float(re.search(r"Model loading took ([\d.]+) GiB", out).group(1))
+    assert abs(loaded - 6.86) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("config", "last_line"),
+    [
+        (
+            {"method": "eagle3", "model": EAGLE},
+            "TypeError: 'NoneType' object cannot be interpreted as an integer",
+        ),
+        (
+            {"method": "eagle3", "model": EAGLE, "num_speculative_tokens": 3, "disable_by_batch_size": 1},
+            "  Value error, Expect the batch size threshold of disabling speculative decoding is > 1, but got "
+            "self.disable_by_batch_size=1 [type=value_error",
+        ),
+        (
+            {"method": "eagle3", "model": EAGLE, "num_speculative_tokens": 0},
+            "  Value error, Expected num_speculative_tokens to be greater than zero (0). [type=value_error",
+        ),
+        (
+            {"method": "eagle3"},
+            "  Value error, num_speculative_tokens must be provided with speculative model unless the draft model "
+            "config contains an n_predict parameter. [type=value_error",
+        ),
+    ],
+)
+def test_speculative_config_checks(hub, device, config, last_line):
+    rc, out, err = run_vllm(["serve", FP4, "--speculative-config", json.dumps(config)], twin_env(hub, device))
+    err = re.sub(r"^\(APIServer pid=\d+\) ", "", err, flags=re.M)
+    assert rc == 1 and last_line in err and "(None)" not in err
+    if "TypeError" in last_line:  # raised in __post_init__, after the draft's ModelConfig was built
+        assert "Resolved architecture: Eagle3LlamaForCausalLM" in out
+        assert "line 2207, in __post_init__\n    for i in range(self.num_speculative_tokens)" in err
+        assert err.rstrip().endswith(last_line)
 
 
 def test_gpt_oss_chat_streams_reasoning_then_content(hub, device):
@@ -287,3 +332,54 @@ def test_gpt_oss_chat_streams_reasoning_then_content(hub, device):
     assert reasoning == full["reasoning_content"] and content == full["content"]
     first_content = next(i for i, d in enumerate(deltas) if d.get("content"))
     assert all("reasoning_content" not in d for d in deltas[first_content:])
+
+
+def test_engine_core_killed_health_fails_and_the_server_stays_up(hub, device):
+    """kill -9 of EngineCore_0 (0.10.1.1): the monitor logs the death, its thread then dies on the finalizer's
+    missing event loop (vllm-project/vllm#24230), /health and completions answer an empty 500, and the API server
+    keeps running until it is stopped."""
+    server = Server(LLAMA, twin_env(hub, device))
+    try:
+        assert server.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})[0] == 200
+        engine_pid = int(re.search(r"\(EngineCore_0 pid=(\d+)\)", server.output()[0]).group(1))
+        (alloc,) = list((device / "alloc").glob("*.json"))
+        os.kill(engine_pid, 9)
+        for _ in range(100):
+            if server.get("/health")[0] == 500:
+                break
+            time.sleep(0.05)
+        status, body, headers = server.get("/health")
+        assert status == 500 and body == "" and "Content-Type" not in headers
+        assert server.post("/ping", {})[0] == 500
+        chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        assert server.post("/v1/chat/completions", chat)[:2] == (500, "")
+        assert server.post("/v1/chat/completions", {**chat, "stream": True})[:2] == (500, "")
+        assert server.post("/v1/completions", {"prompt": "hi", "max_tokens": 2})[:2] == (500, "")
+        assert server.post("/v1/chat/completions", {**chat, "model": "nope"})[0] == 404  # checked before the engine
+        assert server.get("/v1/models")[0] == 200 and server.get("/metrics")[0] == 200
+        assert not locked(alloc)  # the engine's memory went with it
+        time.sleep(0.3)
+        assert server.proc.poll() is None  # 0.10.1.1 does not shut the API server down
+        out, err = server.output()
+    finally:
+        rc = server.stop()[0]
+    assert rc == 0
+    assert re.search(
+        r"^\(APIServer pid=\d+\) ERROR \S+ \S+ \[core_client.py:562\] Engine core proc EngineCore_0 died "
+        r"unexpectedly, shutting down client\.$",
+        out,
+        re.M,
+    )
+    prefix = f"(APIServer pid={server.proc.pid}) "
+    crash = [line[len(prefix) :] for line in err.splitlines() if line.startswith(prefix)]
+    start = crash.index("Exception in thread MPClientEngineMonitor:")
+    assert crash[start - 2] == (
+        "/usr/lib/python3.12/weakref.py:590: RuntimeWarning: No running event loop. zmq.asyncio should be used from "
+        "within an asyncio loop."
+    )
+    assert crash[start + 1 : start + 3] == [
+        "Traceback (most recent call last):",
+        '  File "/usr/lib/python3.12/threading.py", line 1075, in _bootstrap_inner',
+    ]
+    assert "RuntimeError: There is no current event loop in thread 'MPClientEngineMonitor'." in crash
+    assert '"GET /health HTTP/1.1" 500 Internal Server Error' in err

@@ -35,15 +35,18 @@ class Request:
         self.arrival = time.perf_counter()
         self.scheduled = self.first_token = self.last_token = self.finished_at = None
         self.prefill_left = len(prompt_ids)
+        self.num_cached = 0  # prompt tokens served from the prefix cache (usage.prompt_tokens_details)
         self.num_output, self.text, self.reasoning = 0, "", ""
         self.done = False
 
 
 class Engine:
-    def __init__(self, tokenizer, timing, metrics, max_num_seqs, max_batched_tokens, kv_capacity_tokens):
+    def __init__(self, tokenizer, timing, metrics, max_num_seqs, max_batched_tokens, kv_capacity_tokens, prefix_caching=True):
         self.tok, self.timing, self.metrics = tokenizer, timing, metrics
         self.max_num_seqs, self.max_batched = max_num_seqs, max_batched_tokens
         self.kv_capacity = kv_capacity_tokens
+        self.prefix_caching = prefix_caching
+        self.dead = False
         self.waiting, self.running = collections.deque(), []
         self.prefix_cache = collections.OrderedDict()
         self.rng = random.Random(0)
@@ -59,8 +62,18 @@ class Engine:
         self.waiting.append(req)
         self._wake.set()
 
+    def die(self):
+        """EngineCore_0 is gone: nothing is scheduled any more and nothing more is reported (requests in
+        flight stall, as their outputs never arrive)."""
+        self.dead = True
+        if self._task:
+            self._task.cancel()
+
     def abort(self, req):
         if req.done:
+            return
+        if self.dead:
+            req.done = True
             return
         if req in self.waiting:
             self.waiting.remove(req)
@@ -84,21 +97,24 @@ class Engine:
                 break
             self.waiting.popleft()
             req.scheduled = now
-            hits = self._prefix_hits(req.prompt_ids)
-            req.prefill_left = max(1, len(req.prompt_ids) - hits)
-            self.metrics.prefix(len(req.prompt_ids), hits)
-            self.stats["prefix_queries"] += len(req.prompt_ids)
-            self.stats["prefix_hits"] += hits
+            if self.prefix_caching:  # with --no-enable-prefix-caching nothing is looked up or counted
+                hits = self._prefix_hits(req.prompt_ids)
+                self.metrics.prefix(len(req.prompt_ids), hits)
+                self.stats["prefix_queries"] += len(req.prompt_ids)
+                self.stats["prefix_hits"] += hits
+                req.num_cached = hits
+            req.prefill_left = max(1, len(req.prompt_ids) - req.num_cached)
             self.running.append(req)
 
     def _prefix_hits(self, ids):
-        """vLLM's prefix cache on 16-token blocks: leading blocks seen before are not prefilled again."""
+        """vLLM's prefix cache on 16-token blocks: leading blocks seen before are not prefilled again. At most
+        len - 1 tokens can hit (the last one is always computed, for its logits), in whole blocks."""
         hits, h = 0, hashlib.blake2b(digest_size=8)
         still_hitting = True
         for start in range(0, len(ids) - len(ids) % BLOCK, BLOCK):
             h.update(repr(ids[start : start + BLOCK]).encode())
             key = h.digest()
-            if still_hitting and key in self.prefix_cache:
+            if still_hitting and key in self.prefix_cache and start + BLOCK <= len(ids) - 1:
                 hits += BLOCK
                 self.prefix_cache.move_to_end(key)
             else:
@@ -130,7 +146,7 @@ class Engine:
             duration = self.timing.step_seconds(len(decoding), prefill_tokens)
             deadline = (now if deadline is None else deadline) + duration
             await self._sleep_until(deadline)
-            self._step(decoding, prefill, prefill_tokens, deadline)
+            self._step(decoding, prefill, deadline)
 
     async def _sleep_until(self, deadline):
         """Sleep until the deadline, waking early by the overshoot learnt from previous sleeps (no spinning)."""
@@ -139,9 +155,9 @@ class Engine:
             await asyncio.sleep(delay)
             self.overshoot = min(0.005, max(0.0, self.overshoot + 0.2 * (time.perf_counter() - deadline)))
 
-    def _step(self, decoding, prefill, prefill_tokens, deadline):
+    def _step(self, decoding, prefill, deadline):
         model_ns = int(deadline * 1e9)
-        emitted = 0
+        emitted = prompt_done = 0
         for req in decoding:
             if req.done:
                 continue
@@ -152,17 +168,16 @@ class Engine:
                 continue
             req.prefill_left -= take
             if req.prefill_left == 0:
+                prompt_done += len(req.prompt_ids)  # vLLM counts the whole prompt (cached or not) at its first token
                 req.first_token = deadline
                 self.metrics.ttft.observe(deadline - req.arrival)
                 emitted += self._advance(req, 1, deadline, model_ns)
-        self.stats["prompt_tokens"] += prefill_tokens
+        self.stats["prompt_tokens"] += prompt_done
         self.stats["generation_tokens"] += emitted
-        self.metrics.prompt_tokens.inc(prefill_tokens)
+        self.metrics.prompt_tokens.inc(prompt_done)
         self.metrics.generation_tokens.inc(emitted)
         self.running = [r for r in self.running if not r.done]
-        self.metrics.step(
-            len(self.running), len(self.waiting), min(1.0, self.kv_used / self.kv_capacity), prefill_tokens + emitted
-        )
+        self.metrics.step(len(self.running), len(self.waiting), min(1.0, self.kv_used / self.kv_capacity), prompt_done + emitted)
 
     def _spec_tokens(self, req):
         """1 + accepted draft tokens for this step (1 without speculative decoding)."""
@@ -170,7 +185,7 @@ class Engine:
         if not k:
             return 1
         accepted = 0
-        while accepted < k and self.rng.random() < self.timing.accept_probability(req.num_output + accepted):
+        while accepted < k and self.rng.random() < self.timing.accept:
             accepted += 1
         self.metrics.draft(k, accepted)
         self.stats["drafts"] += 1

@@ -151,7 +151,8 @@ def run(ctx):
     if ctx.draft_spec:
         logfmt.info("gpu_model_runner.py:1995", "Loading drafter model...")
         logfmt.info("weight_utils.py:296", "Using model weights format %s", weights_format)
-        weights += load_checkpoint(ctx.draft_checkpoint)
+        load_checkpoint(ctx.draft_checkpoint)
+        weights += ctx.draft_bytes  # the head's parameters (the file also holds what vLLM does not keep)
         logfmt.info("eagle.py:620", "Assuming the EAGLE head shares the same vocab embedding with the target model.")
     logfmt.info(
         "gpu_model_runner.py:2007", "Model loading took %.4f GiB and %.6f seconds", weights / GiB, time.perf_counter() - start

@@ -4,7 +4,10 @@ The frames are those of the real code path, so what a user (or a role parsing lo
 the line numbers of frames the ground truth does not give are plausible, not verified.
 """
 
+import os
 import random
+
+from vllm_twin import device, logfmt
 
 SP = "/usr/local/lib/python3.12/dist-packages"
 PY = "/usr/lib/python3.12"
@@ -21,11 +24,14 @@ class VllmFailure(Exception):
 
 
 def render(frames, exc):
+    """A Python traceback; a frame may carry a 5th element, Python 3.12's caret line under the code."""
     lines = ["Traceback (most recent call last):"]
-    for path, line, func, code in frames:
+    for path, line, func, code, *caret in frames:
         lines.append(f'  File "{path}", line {line}, in {func}')
         if code:
             lines.append(f"    {code}")
+        if caret:
+            lines.append(caret[0])
     lines.append(exc)
     return "\n".join(lines)
 
@@ -137,6 +143,41 @@ def speculative_config_error(message):
     return VllmFailure(
         render(frames, validation_error("SpeculativeConfig", message, f"ArgsKwargs((), {{'model': ...ide at {address}>}})"))
     )
+
+
+def speculative_type_error(message):
+    """A TypeError in SpeculativeConfig.__post_init__ (num_speculative_tokens is SkipValidation[int], so a missing
+    or non-integer value reaches `range(...)`); pydantic passes a TypeError through unwrapped."""
+    frames = [
+        *ENGINE_CLIENT,
+        (
+            sp("vllm/entrypoints/openai/api_server.py"),
+            204,
+            "build_async_engine_client_from_engine_args",
+            "vllm_config = engine_args.create_engine_config(usage_context=usage_context)",
+        ),
+        (sp("vllm/engine/arg_utils.py"), 1268, "create_engine_config", "speculative_config = self.create_speculative_config("),
+        (
+            sp("vllm/engine/arg_utils.py"),
+            1043,
+            "create_speculative_config",
+            "return SpeculativeConfig(**self.speculative_config)",
+        ),
+        (
+            sp("pydantic/_internal/_dataclasses.py"),
+            123,
+            "__init__",
+            "s.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=s)",
+        ),
+        (
+            sp("vllm/config/__init__.py"),
+            2207,
+            "__post_init__",
+            "for i in range(self.num_speculative_tokens)",
+            "             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+        ),
+    ]
+    return VllmFailure(render(frames, f"TypeError: {message}"))
 
 
 def draft_not_found(model):
@@ -481,3 +522,197 @@ def nvml_inspect_failure(arch, subprocess_error):
         f"Model architectures ['{arch}'] failed to be inspected. Please check the logs for more details."
     )
     return inspect, failure
+
+
+# --- no NVIDIA runtime: vLLM finds no platform and fails while building its CLI parser (§2c) -------------------
+NO_DEVICE_FRAMES = [
+    ("/usr/local/bin/vllm", 8, "<module>", "sys.exit(main())", "             ^^^^^^"),
+    (
+        sp("vllm/entrypoints/cli/main.py"),
+        46,
+        "main",
+        "cmd.subparser_init(subparsers).set_defaults(",
+        "    ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("vllm/entrypoints/cli/serve.py"),
+        64,
+        "subparser_init",
+        "serve_parser = make_arg_parser(serve_parser)",
+        "                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("vllm/entrypoints/openai/cli_args.py"),
+        258,
+        "make_arg_parser",
+        "parser = AsyncEngineArgs.add_cli_args(parser)",
+        "             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("vllm/engine/arg_utils.py"),
+        1747,
+        "add_cli_args",
+        "parser = EngineArgs.add_cli_args(parser)",
+        "             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("vllm/engine/arg_utils.py"),
+        835,
+        "add_cli_args",
+        "vllm_kwargs = get_kwargs(VllmConfig)",
+        "                  ^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("vllm/engine/arg_utils.py"),
+        261,
+        "get_kwargs",
+        "return copy.deepcopy(_compute_kwargs(cls))",
+        "                         ^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("vllm/engine/arg_utils.py"),
+        171,
+        "_compute_kwargs",
+        "default = field.default_factory()",
+        "              ^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("pydantic/_internal/_dataclasses.py"),
+        123,
+        "__init__",
+        "s.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=s)",
+    ),
+    (sp("vllm/config/__init__.py"), 1882, "__post_init__", "raise RuntimeError("),
+]
+NO_DEVICE_ERROR = (
+    "RuntimeError: Failed to infer device type, please set the environment variable `VLLM_LOGGING_LEVEL=DEBUG` "
+    "to turn on verbose logging to help debug the issue."
+)
+
+
+JETSON_IMPORT_FRAMES = [
+    ("/usr/local/bin/vllm", 5, "<module>", "from vllm.entrypoints.cli.main import main"),
+    (
+        sp("vllm/entrypoints/cli/__init__.py"),
+        3,
+        "<module>",
+        "from vllm.entrypoints.cli.benchmark.latency import BenchmarkLatencySubcommand",
+    ),
+    (sp("vllm/entrypoints/cli/benchmark/latency.py"), 5, "<module>", "from vllm.benchmarks.latency import add_cli_args, main"),
+    (sp("vllm/benchmarks/latency.py"), 18, "<module>", "from vllm.engine.arg_utils import EngineArgs"),
+    (
+        sp("vllm/engine/arg_utils.py"),
+        24,
+        "<module>",
+        "from vllm.config import (BlockSize, CacheConfig, CacheDType, CompilationConfig,",
+    ),
+    (
+        sp("vllm/config/__init__.py"),
+        36,
+        "<module>",
+        "from vllm.config.parallel import DistributedExecutorBackend, ParallelConfig",
+    ),
+    (sp("vllm/config/parallel.py"), 17, "<module>", "from vllm.platforms import current_platform"),
+    (
+        sp("vllm/platforms/__init__.py"),
+        273,
+        "__getattr__",
+        "_current_platform = resolve_obj_by_qualname(",
+        "                        ^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        sp("vllm/utils/__init__.py"),
+        2568,
+        "resolve_obj_by_qualname",
+        "module = importlib.import_module(module_name)",
+        "             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (
+        f"{PY}/importlib/__init__.py",
+        90,
+        "import_module",
+        "return _bootstrap._gcd_import(name[level:], package, level)",
+        "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+    ),
+    (sp("vllm/platforms/cuda.py"), 18, "<module>", "import vllm._C  # noqa", "    ^^^^^^^^^^^^^^"),
+]
+LIBCUDA_MISSING = "ImportError: libcuda.so.1: cannot open shared object file: No such file or directory"
+
+
+def jetson_markers():
+    """What cuda_platform_plugin's cuda_is_jetson() looks at (vllm/platforms/__init__.py:84-86); tests point it
+    elsewhere with VLLM_TWIN_JETSON_MARKERS (colon-separated paths)."""
+    return os.environ.get("VLLM_TWIN_JETSON_MARKERS", "/etc/nv_tegra_release:/sys/class/tegra-firmware").split(":")
+
+
+def check_platform():
+    """No simulated GPU: the container got no NVIDIA runtime, so neither libnvidia-ml.so.1 nor libcuda.so.1. vLLM's
+    probe then gets NVMLError_LibraryNotFound (torch's "Can't initialize NVML" needs the library, so it is not
+    printed) and asks cuda_is_jetson(). Both outcomes are what the real wheel prints, run here without the libraries:
+    - no Jetson marker visible in the container: no platform, and the parser build fails in DeviceConfig (§2c);
+    - a marker visible (/sys is the host's): CUDA is assumed and `import vllm._C` fails while the CLI imports.
+    Either way before any argument is read, without process prefix, exit 1."""
+    if device.probe() is not None:
+        return
+    if any(os.path.isfile(p) if p.startswith("/etc/") else os.path.exists(p) for p in jetson_markers() if p):
+        logfmt.info("__init__.py:241", "Automatically detected platform cuda.")
+        raise VllmFailure(render(JETSON_IMPORT_FRAMES, LIBCUDA_MISSING))
+    logfmt.info("__init__.py:245", "No platform detected, vLLM is running on UnspecifiedPlatform")
+    logfmt.warning(
+        "_custom_ops.py:20",
+        "Failed to import from vllm._C with ImportError('libcuda.so.1: cannot open shared object file: "
+        "No such file or directory')",
+    )
+    raise VllmFailure(render(NO_DEVICE_FRAMES, NO_DEVICE_ERROR))
+
+
+# --- EngineCore_0 dies while serving (0.10.1.1): the monitor thread's finalizer call fails --------------------
+MONITOR_THREAD_CRASH = (
+    f"{PY}/weakref.py:590: RuntimeWarning: No running event loop. zmq.asyncio should be used from within an "
+    "asyncio loop.\n"
+    "  return info.func(*info.args, **(info.kwargs or {}))\n"
+    "Exception in thread MPClientEngineMonitor:\n"
+    + render(
+        [
+            (f"{PY}/threading.py", 1075, "_bootstrap_inner", "self.run()"),
+            (f"{PY}/threading.py", 1012, "run", "self._target(*self._args, **self._kwargs)"),
+            (sp("vllm/v1/engine/core_client.py"), 565, "monitor_engine_cores", "_self.shutdown()"),
+            (sp("vllm/v1/engine/core_client.py"), 517, "shutdown", "self._finalizer()"),
+            (
+                f"{PY}/weakref.py",
+                590,
+                "__call__",
+                "return info.func(*info.args, **(info.kwargs or {}))",
+                "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+            ),
+            (
+                sp("vllm/v1/engine/core_client.py"),
+                350,
+                "__call__",
+                "loop = self.output_socket._get_loop()",
+                "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+            ),
+            (
+                sp("zmq/_future.py"),
+                59,
+                "_get_loop",
+                "current_loop = self._default_loop()",
+                "                   ^^^^^^^^^^^^^^^^^^^^",
+            ),
+            (
+                sp("zmq/asyncio.py"),
+                116,
+                "_default_loop",
+                "return asyncio.get_event_loop()",
+                "           ^^^^^^^^^^^^^^^^^^^^^^^^",
+            ),
+            (
+                f"{PY}/asyncio/events.py",
+                702,
+                "get_event_loop",
+                "raise RuntimeError('There is no current event loop in thread %r.'",
+            ),
+        ],
+        "RuntimeError: There is no current event loop in thread 'MPClientEngineMonitor'.",
+    )
+)

@@ -76,6 +76,11 @@ def uvicorn(msg):
     sys.stderr.write(f"INFO:     {msg}\n")
 
 
+def uvicorn_error(msg):
+    """uvicorn's ERROR level (`ERROR:` padded to 9 characters), on stderr; later lines as given."""
+    sys.stderr.write(f"ERROR:    {msg}\n")
+
+
 def _clock(seconds):
     seconds = int(seconds)
     return f"{seconds // 60:02d}:{seconds % 60:02d}"

@@ -116,6 +116,18 @@ def model_spec(config, args, quantization):
     )
 
 
+def eagle3_head_bytes(config):
+    """Weights vLLM loads for an EAGLE3 head (bf16/fp16): the fc that fuses three target hidden states, one decoder
+    layer whose q/k/v read twice the hidden size, and the lm_head over the draft vocabulary. The embedding is shared
+    with the target ("Assuming the EAGLE head shares the same vocab embedding"), so it is not counted. For
+    yuhuili/EAGLE3-LLaMA3.1-Instruct-8B that is 0.791 GiB: with FP4's 6.05 GiB, 6.84 GiB (workshop: 6.07 and 6.86)."""
+    h, heads = config["hidden_size"], config["num_attention_heads"]
+    kv, hd = config.get("num_key_value_heads", heads), config.get("head_dim", h // heads)
+    inter, vocab = config["intermediate_size"], config.get("draft_vocab_size") or config["vocab_size"]
+    layer = 2 * h * heads * hd + 2 * (2 * h) * kv * hd + heads * hd * h + 3 * h * inter + 3 * h
+    return int((3 * h * h + layer + h * vocab + h) * 2)
+
+
 def check_config(config, args):
     """ModelConfig checks that fail before the engine starts; returns the effective quantization method."""
     quant = config_quantization(config)

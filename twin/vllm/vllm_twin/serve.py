@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 
 from vllm_twin import SIMULATED_WARNING, VERSION, device, enginecore, errors, logfmt, model_cache, modelspec
 from vllm_twin.cli import CompilationConfig
@@ -21,6 +22,34 @@ from vllm_twin.tokenizer import Tokenizer
 
 SPEC_METHODS = ["ngram", "eagle", "eagle3", "medusa", "mlp_speculator", "draft_model", "deepseek_mtp"]
 SAMPLING_KEYS = ("repetition_penalty", "temperature", "top_k", "top_p", "min_p", "max_new_tokens")
+# `vllm serve` options whose effect the twin reproduces; any other option given is accepted (and shown in
+# `non-default args`, as vLLM does) and named in one twin WARNING line, because it changes nothing here.
+EMULATED = {
+    "model_tag",
+    "model",
+    "host",
+    "port",
+    "uvicorn_log_level",
+    "disable_uvicorn_access_log",
+    "api_key",
+    "enable_force_include_usage",
+    "enable_prompt_tokens_details",
+    "served_model_name",
+    "trust_remote_code",
+    "dtype",
+    "max_model_len",
+    "quantization",
+    "enforce_eager",
+    "generation_config",
+    "gpu_memory_utilization",
+    "kv_cache_dtype",
+    "enable_prefix_caching",
+    "max_num_batched_tokens",
+    "max_num_seqs",
+    "disable_log_stats",
+    "speculative_config",
+    "compilation_config",
+}
 
 
 class State:
@@ -37,6 +66,11 @@ class State:
         self.max_batched = args.max_num_batched_tokens or 8192
         level = (args.compilation_config or {}).get("level")
         self.compile_level = 3 if level is None else level
+        # V1 turns prefix caching on for generative models unless --no-enable-prefix-caching is given.
+        self.prefix_caching = args.enable_prefix_caching is not False
+        self.api_keys = [k for k in (args.api_key or [os.environ.get("VLLM_API_KEY")]) if k]
+        self.draft_bytes = 0
+        self.stopping = False
 
 
 def bind(args):
@@ -70,27 +104,26 @@ def resolve_model(state):
 
 
 def check_gpu(state, arch):
-    """No NVIDIA runtime (no device dir) or NVML failing: the registry's inspection subprocess dies (§2b)."""
+    """NVML failing (the runtime is there, NVML is not usable): on a Jetson vLLM still assumes CUDA, and the
+    registry's inspection subprocess dies (§2b). No runtime at all fails earlier, in cli (§2c)."""
     dev = device.probe()
-    if dev is not None and dev.nvml_ok:
+    if dev is None:
+        raise errors.VllmFailure(errors.render(errors.NO_DEVICE_FRAMES, errors.NO_DEVICE_ERROR))
+    if dev.nvml_ok:
         return dev
-    cause = (
-        "pynvml.NVMLError_Unknown: Unknown Error"
-        if dev is not None
-        else "RuntimeError: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and "
-        "installed a driver from http://www.nvidia.com/Download/index.aspx"
-    )
-    inspect, failure = errors.nvml_inspect_failure(arch, cause)
+    inspect, failure = errors.nvml_inspect_failure(arch, "pynvml.NVMLError_Unknown: Unknown Error")
     logfmt.log("ERROR", "registry.py:424", "Error in inspecting model architecture '%s'\n%s", arch, inspect)
     raise failure
 
 
 def speculative(state, target):
+    """SpeculativeConfig as 0.10.1.1 builds it: field validation, __post_init__ (the draft ModelConfig, whose
+    lines are printed, then the token tree built from num_speculative_tokens), then _verify_args."""
     cfg = state.args.speculative_config
     if not cfg:
         return
     method = cfg.get("method")
-    if method not in SPEC_METHODS:
+    if method is not None and method not in SPEC_METHODS:
         choices = ", ".join(f"'{m}'" for m in SPEC_METHODS[:-1]) + f" or '{SPEC_METHODS[-1]}'"
         raise errors.VllmFailure(
             errors.render(
@@ -103,36 +136,52 @@ def speculative(state, target):
                 ),
             )
         )
-    k = cfg.get("num_speculative_tokens")
-    if not cfg.get("model"):
-        raise errors.speculative_config_error("num_speculative_tokens was provided without speculative model.")
+    k, model, batch_limit = cfg.get("num_speculative_tokens"), cfg.get("model"), cfg.get("disable_by_batch_size")
+    if model is None:
+        raise errors.speculative_config_error(
+            "num_speculative_tokens was provided without speculative model."
+            if k is not None
+            else "num_speculative_tokens must be provided with speculative model unless the draft model config "
+            "contains an n_predict parameter."
+        )
+    if method is None and ("eagle-" in str(model).lower() or "eagle3-" in str(model).lower()):
+        method = "eagle"  # vLLM's detection says "eagle" for both name patterns
     if method not in ("eagle", "eagle3"):
         raise errors.speculative_config_error(f"vLLM twin: speculative method {method!r} is not emulated.")
-    draft_dir = model_cache.resolve(cfg["model"])
+    draft_dir = model_cache.resolve(model)
     if draft_dir is None:
-        raise errors.draft_not_found(cfg["model"])
-    if not isinstance(k, int) or k <= 0:
+        raise errors.draft_not_found(model)
+    draft_config = model_cache.read_json(draft_dir / "config.json")
+    draft_config["architectures"] = ["Eagle3" + target.arch if method == "eagle3" else "Eagle" + target.arch]
+    logfmt.info("__init__.py:711", "Resolved architecture: %s", draft_config["architectures"][0])
+    logfmt.info("__init__.py:1750", "Using max model len %s", modelspec.derived_max_len(draft_config))
+    if not isinstance(k, int):  # SkipValidation[int]: range(None) in __post_init__
+        raise errors.speculative_type_error(f"'{type(k).__name__}' object cannot be interpreted as an integer")
+    if k <= 0:
         raise errors.speculative_config_error(f"Expected num_speculative_tokens to be greater than zero ({k}).")
+    if batch_limit is not None and batch_limit < 2:
+        raise errors.speculative_config_error(
+            "Expect the batch size threshold of disabling speculative decoding is > 1, but got "
+            f"self.disable_by_batch_size={batch_limit!r}"
+        )
     if method == "eagle3" and not any(t in target.model_type for t in ("llama", "qwen")):
         raise errors.speculative_config_error(
             "Eagle3 is only supported for ['llama', 'qwen'] models. Got "
             f"self.target_model_config.hf_text_config.model_type='{target.model_type}'"
         )
-    draft_config = model_cache.read_json(draft_dir / "config.json")
-    draft_config["architectures"] = ["Eagle3" + target.arch if method == "eagle3" else "Eagle" + target.arch]
-    logfmt.info("__init__.py:711", "Resolved architecture: %s", draft_config["architectures"][0])
-    logfmt.info("__init__.py:1750", "Using max model len %s", modelspec.derived_max_len(draft_config))
     draft_args = type(state.args)(**{**vars(state.args), "max_model_len": None, "quantization": None})
     state.draft_spec = modelspec.model_spec(draft_config, draft_args, None)
+    state.draft_bytes = modelspec.eagle3_head_bytes(draft_config)
     state.draft_checkpoint = model_cache.Checkpoint(draft_dir)
     state.num_spec_tokens = k
+    state.spec_method = method
 
 
 def config_string(state):
     a, spec = state.args, state.spec
     sc = state.args.speculative_config
     spec_str = (
-        f"SpeculativeConfig(method='{sc['method']}', model='{sc['model']}', num_spec_tokens={sc.get('num_speculative_tokens')})"
+        f"SpeculativeConfig(method='{state.spec_method}', model='{sc['model']}', num_spec_tokens={state.num_spec_tokens})"
         if state.num_spec_tokens
         else "None"
     )
@@ -143,7 +192,7 @@ def config_string(state):
         f"download_dir=None, load_format=auto, tensor_parallel_size=1, pipeline_parallel_size=1, "
         f"disable_custom_all_reduce={a.disable_custom_all_reduce}, quantization={spec.quantization}, "
         f"enforce_eager={a.enforce_eager}, kv_cache_dtype={a.kv_cache_dtype}, device_config=cuda, "
-        f"served_model_name={state.names[0]}, enable_prefix_caching=True, chunked_prefill_enabled=True, "
+        f"served_model_name={state.names[0]}, enable_prefix_caching={state.prefix_caching}, chunked_prefill_enabled=True, "
         f"compilation_config={a.compilation_config or CompilationConfig(level=3)!r}"
     )
 
@@ -173,10 +222,39 @@ def check_harmony_encodings():
             raise errors.harmony_vocab_error()
 
 
+def validate_api_server_args(args):
+    """setup_server -> validate_api_server_args (api_server.py:1786): an unknown tool parser with auto tool choice.
+    (--reasoning-parser has argparse choices in 0.10.1.1, so its KeyError cannot be reached from the CLI.)"""
+    from vllm_twin.cli import tool_parsers
+
+    if args.enable_auto_tool_choice and args.tool_call_parser not in tool_parsers():
+        frames = [
+            *errors.SERVE[:-1],
+            (errors.sp("vllm/entrypoints/openai/api_server.py"), 1849, "run_server", "listen_address, sock = setup_server(args)"),
+            (errors.sp("vllm/entrypoints/openai/api_server.py"), 1811, "setup_server", "validate_api_server_args(args)"),
+            (
+                errors.sp("vllm/entrypoints/openai/api_server.py"),
+                1790,
+                "validate_api_server_args",
+                'raise KeyError(f"invalid tool call parser: {args.tool_call_parser} "',
+            ),
+        ]
+        message = f"invalid tool call parser: {args.tool_call_parser} (chose from {{ {','.join(tool_parsers())} }})"
+        raise errors.VllmFailure(errors.render(frames, f"KeyError: {message!r}"))
+
+
 def prepare(args, nondefault):
     logfmt.info("api_server.py:1805", "vLLM API server version %s", VERSION)
     logfmt.info("utils.py:326", "non-default args: %s", nondefault)
+    validate_api_server_args(args)
     logfmt.warning("api_server.py:1805", SIMULATED_WARNING)
+    ignored = [k for k in nondefault if k not in EMULATED]
+    if ignored:
+        logfmt.warning(
+            "api_server.py:1805",
+            "vLLM twin: accepted, but without effect in the simulation: %s",
+            ", ".join("--" + k.replace("_", "-") for k in ignored),
+        )
     state = State(args)
     state.sock = bind(args)
     snapshot = resolve_model(state)
@@ -237,7 +315,7 @@ def front_end(state, ready):
         "calculate_kv_scales": "False",
         "cpu_kvcache_space_bytes": "None",
         "cpu_offload_gb": "0",
-        "enable_prefix_caching": "True",
+        "enable_prefix_caching": str(state.prefix_caching),
         "engine": "0",
         "gpu_memory_utilization": str(state.args.gpu_memory_utilization),
         "is_attention_free": "False",
@@ -266,11 +344,20 @@ async def serve_http(state):
     logfmt.info("launcher.py:36", "Available routes are:")
     for route, methods in ROUTES:
         logfmt.info("launcher.py:44", "Route: %s, Methods: %s", route, methods)
-    timing = TimingModel(state.spec, state.num_spec_tokens)
-    state.engine = Engine(state.tokenizer, timing, state.metrics, state.max_num_seqs, state.max_batched, state.kv_tokens)
+    timing = TimingModel(state.spec, state.num_spec_tokens, state.draft_bytes)
+    state.engine = Engine(
+        state.tokenizer,
+        timing,
+        state.metrics,
+        state.max_num_seqs,
+        state.max_batched,
+        state.kv_tokens,
+        prefix_caching=state.prefix_caching,
+    )
     state.engine.start()
     stats = None if args.disable_log_stats else asyncio.ensure_future(log_stats(state.engine))
     api = Api(state)
+    watch_engine_core(state, api, asyncio.get_running_loop())
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.SockSite(runner, state.sock).start()
@@ -282,6 +369,7 @@ async def serve_http(state):
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    state.stopping = True
     logfmt.uvicorn("Shutting down")
     api.ready = False
     state.engine.abort_all()
@@ -293,9 +381,36 @@ async def serve_http(state):
     logfmt.uvicorn(f"Finished server process [{os.getpid()}]")
 
 
+def watch_engine_core(state, api, loop):
+    """MPClient's engine monitor (core_client.py:549-572): a thread waits for EngineCore_0 to exit. If it dies while
+    the server runs (kill -9, OOM killer), 0.10.1.1 logs it and calls its client finalizer from that thread, which
+    needs an event loop the thread does not have: the thread dies with a RuntimeError (vllm-project/vllm#24230,
+    fixed in 0.10.2 by #24540), the output handler is never woken, so the server stays up with the engine marked
+    dead: /health and /ping answer 500, completions 500, requests in flight stall, and the process does not exit
+    (the launcher stops only when the output handler has finished). docs/vllm-twin.md, "Engine death"."""
+
+    def wait():
+        try:
+            os.waitpid(state.engine_pid, 0)
+        except ChildProcessError:
+            pass
+        if not state.stopping:
+            loop.call_soon_threadsafe(engine_died, state, api)
+
+    threading.Thread(target=wait, name="MPClientEngineMonitor", daemon=True).start()
+
+
+def engine_died(state, api):
+    if state.stopping or api.dead:
+        return
+    logfmt.log("ERROR", "core_client.py:562", "Engine core proc %s died unexpectedly, shutting down client.", "EngineCore_0")
+    sys.stderr.write(errors.MONITOR_THREAD_CRASH + "\n")
+    sys.stderr.flush()
+    api.dead = True
+    state.engine.die()
+
+
 def run(args, nondefault):
-    simulate(PHASE_SECONDS["imports"])
-    logfmt.info("__init__.py:241", "Automatically detected platform cuda.")
     logfmt.decorate("APIServer")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:

@@ -1,14 +1,18 @@
 """The simulated timing model of one Jetson Thor (every number here is a model, not a measurement).
 
 A decode step at batch b lasts t1 * (1 + slope * (b - 1)), t1 = 1 / decode tok/s of the model (modelspec);
-prefill adds prompt tokens / prefill tok/s to the step it runs in. With EAGLE3 each step also runs the draft
-head (draft_cost * k of a target step) and every request gains 1 + accepted tokens; draft token j is accepted
-(given all before it were) with probability a * (1 - exp(-i / tau)) at output position i. The defaults
-(draft_cost 0.09, a 0.612, tau 190) are fitted so that FP4 + EAGLE3 with k=5 decodes at the workshop's
-25.6 tok/s on a 1024-token answer and 14.3 tok/s on a 64-token one (platform-facts §0).
+prefill adds prompt tokens / prefill tok/s to the step it runs in.
+
+EAGLE3 (k draft tokens per step): each step also runs the draft head k times, at draft_cost = (bytes of the head)
+/ (bytes the target streams per token) of a target step each; decode is memory-bound in this model, so that ratio
+is the cost (FP4 Llama-3.1-8B + yuhuili's head: 0.791 GiB / 5.074 GiB = 0.156). Every draft token is accepted,
+given all before it were, with one constant probability `accept` (no dependence on the output position), so a
+step yields 1 + a + a^2 + ... + a^k tokens on average. `accept` = 0.600 is derived from the workshop's only
+long-answer figure (platform-facts §0): FP4 19.1 tok/s and FP4+EAGLE3 (k=5) 25.6 tok/s, a 1.340x speed-up =
+(1 + a + ... + a^5) / (1 + 5 * 0.156), i.e. a mean acceptance length of 2.39 tokens per step. The workshop's
+14.3 tok/s on short answers is not reproduced (see docs/vllm-twin.md).
 """
 
-import math
 import os
 import time
 
@@ -35,15 +39,17 @@ def env_float(name, default):
     return float(value) if value not in (None, "") else default
 
 
+SPEC_ACCEPT = 0.600  # per draft token, derived from the published FP4 -> FP4+EAGLE3 speed-up (module docstring)
+
+
 class TimingModel:
-    def __init__(self, spec, num_spec_tokens=0):
+    def __init__(self, spec, num_spec_tokens=0, draft_bytes=0):
         self.t1 = 1.0 / env_float("VLLM_TWIN_DECODE_TOKS", spec.decode_tokens_per_s)
         self.prefill_rate = env_float("VLLM_TWIN_PREFILL_TOKS", spec.prefill_tokens_per_s)
         self.slope = env_float("VLLM_TWIN_BATCH_SLOWDOWN", 0.02)
         self.k = num_spec_tokens
-        self.draft_cost = env_float("VLLM_TWIN_SPEC_DRAFT_COST", 0.09)
-        self.accept = env_float("VLLM_TWIN_SPEC_ACCEPT", 0.612)
-        self.warmup = env_float("VLLM_TWIN_SPEC_WARMUP_TOKENS", 190.0)
+        self.draft_cost = env_float("VLLM_TWIN_SPEC_DRAFT_COST", draft_bytes / spec.active_bytes if draft_bytes else 0.0)
+        self.accept = env_float("VLLM_TWIN_SPEC_ACCEPT", SPEC_ACCEPT)
         self.scale = time_scale()
 
     def step_seconds(self, batch, prefill_tokens):
@@ -51,8 +57,9 @@ class TimingModel:
         decode = self.t1 * (1 + self.slope * (max(batch, 1) - 1)) * (1 + self.draft_cost * self.k)
         return (decode + prefill_tokens / self.prefill_rate) * self.scale
 
-    def accept_probability(self, position):
-        return self.accept * (1 - math.exp(-position / self.warmup)) if self.warmup > 0 else self.accept
+    def mean_acceptance_length(self):
+        """Expected tokens per decode step (1 + accepted drafts)."""
+        return sum(self.accept**j for j in range(self.k + 1))
 
 
 def time_scale():
