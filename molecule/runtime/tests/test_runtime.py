@@ -120,7 +120,7 @@ def test_swap_file(host):
 
 
 def test_vllm_twin_serves_with_the_default_runtime(host, case, hostvars):
-    """The workshop's symptom is gone: the same `vllm serve` that failed with the NVML error in prepare now serves."""
+    """The symptom is gone: the same `vllm serve` that found no GPU in prepare (no NVIDIA runtime) now serves."""
     if case != "workshop_broken":
         pytest.skip("thor-m1 is the unit prepare showed failing")
     env = " ".join(f"-e {k}={shlex.quote(v)}" for k, v in hostvars["molecule_vllm_env"].items())

@@ -13,7 +13,7 @@ CORRUPT = "/tmp/hf-corrupt"
 
 # fault: (extra `docker run` options, environment overrides, serve arguments, text the output must contain)
 FAULTS = {
-    "no_nvidia_runtime": ("--runtime runc", {}, "openai/gpt-oss-120b", "Can't initialize NVML"),
+    "no_nvidia_runtime": ("--runtime runc", {}, "openai/gpt-oss-120b", "RuntimeError: Failed to infer device type"),
     "missing_model": ("", {}, "meta-llama/Llama-3.1-70B-Instruct", "We couldn't connect to 'https://huggingface.co'"),
     "missing_encodings": ("", {"TIKTOKEN_ENCODINGS_BASE": "/nowhere"}, "openai/gpt-oss-120b", "HarmonyError"),
     "not_enough_memory": ("", {}, "openai/gpt-oss-120b --gpu-memory-utilization 0.99", "Free memory on device ("),
