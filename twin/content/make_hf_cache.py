@@ -325,7 +325,10 @@ def default_tokenizers():
     if not builder.exists():
         return None
     out = here.parents[1] / "build" / "tokenizers"
-    subprocess.run([sys.executable, str(builder), "--out", str(out)], check=True, stdout=sys.stderr)
+    run = subprocess.run([sys.executable, str(builder), "--out", str(out)], capture_output=True, text=True)
+    print(run.stdout + run.stderr, end="", file=sys.stderr)
+    if run.returncode:
+        raise SystemExit(f"{builder} failed (exit {run.returncode})")
     return out
 
 

@@ -64,6 +64,8 @@ def test_special_tokens_and_known_ids(tokenizers):
     assert oss.encode("<|start|>assistant<|channel|>final<|message|>Hi<|end|>") == [
         200006, 173781, 200005, 17196, 200008, 12194, 200007,
     ]
+    assert llama.decode([128000, 40, 128009, 10**7]) == "I"
+    assert llama.decode([128000, 40, 128009], skip_special_tokens=False) == "<|begin_of_text|>I<|eot_id|>"
     assert len(llama.vocab) == 128000 and len(llama.special) == 256
     assert len(oss.vocab) == 199998 and len(oss.special) == 21
     for tok in (llama, oss):

@@ -277,7 +277,12 @@ class Tokenizer:
         return self.bpe.encode(text)
 
     def decode(self, ids, skip_special_tokens=True):
-        data = b"".join(self.bytes_of[i] for i in ids if not (skip_special_tokens and i in self.special_ids))
+        """The text of ids as Hugging Face's decode gives it (vLLM's /detokenize: skip_special_tokens=False);
+        ids outside the vocabulary decode to nothing."""
+        size, special = len(self.bytes_of), self.special_ids
+        data = b"".join(
+            self.bytes_of[i] for i in ids if 0 <= i < size and not (skip_special_tokens and i in special)
+        )
         return data.decode("utf-8", "replace")
 
     def render_chat(self, messages, add_generation_prompt=True, reasoning_effort=None, today=None):
