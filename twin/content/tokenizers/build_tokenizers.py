@@ -25,6 +25,7 @@ Outputs in --out:
 
 import argparse
 import base64
+import fcntl
 import hashlib
 import json
 import random
@@ -466,8 +467,16 @@ def recipe_key():
 
 
 def build(out, cache, force=False):
-    """Build into `out` unless its MANIFEST.json has the current recipe key. Returns (built?, manifest)."""
-    out, cache = Path(out), Path(cache)
+    """Build into `out` unless its MANIFEST.json has the current recipe key. Returns (built?, manifest).
+    Concurrent builds of the same `out` (parallel test runs) wait for each other on `out`.lock."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(out, Path(cache), force)
+
+
+def _build(out, cache, force):
     key = recipe_key()
     manifest_path = out / "MANIFEST.json"
     if not force and manifest_path.exists():
