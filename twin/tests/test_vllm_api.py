@@ -56,7 +56,9 @@ def test_health_ping_version_models(servers):
     status, body, headers = s.get("/health")
     assert status == 200 and body == "" and "Content-Type" not in headers
     assert s.get("/ping")[0] == 200 and s.post("/ping", {})[0] == 200
-    assert json.loads(s.get("/version")[1])["version"].startswith("0.10.1.1+")
+    version = json.loads(s.get("/version")[1])
+    assert version["version"].startswith("0.10.1.1+")
+    assert version["twin"]["simulated"] is True and version["twin"]["time_scale"] == 0.0005
     models = json.loads(s.get("/v1/models")[1])
     card = models["data"][0]
     assert list(card) == ["id", "object", "created", "owned_by", "root", "parent", "max_model_len", "permission"]
@@ -422,3 +424,13 @@ def test_no_enable_prefix_caching_counts_no_hits(servers):
     assert metric(s, "vllm:prefix_cache_queries_total") == 0 and metric(s, "vllm:prefix_cache_hits_total") == 0
     assert metric(s, "vllm:cache_config_info", enable_prefix_caching="False") == 1
     assert metric(servers["fp8"], "vllm:cache_config_info", enable_prefix_caching="True") == 1
+
+
+def test_time_scale_is_labelled_wherever_a_number_is_read(servers):
+    s = servers["fp8"]
+    assert 'vllm_twin:info{simulated="true",time_scale="0.0005"} 1.0' in s.get("/metrics")[1]
+    trace = json.loads(s.get("/twin/requests")[1])
+    assert trace["simulated"] is True and trace["time_scale"] == 0.0005
+    assert "0.0005 x the Jetson Thor model" in trace["time_scale_note"]
+    log = "".join(s.output())
+    assert "VLLM_TWIN_TIME_SCALE=0.0005" in log and "token counts and cache hits are not" in log

@@ -8,6 +8,8 @@ import os
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Summary
 
+from vllm_twin.timing import time_scale
+
 TTFT_BUCKETS = [
     0.001,
     0.005,
@@ -159,6 +161,14 @@ class Metrics:
         )
         info = Gauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", sorted(cache_info), registry=registry)
         info.labels(**cache_info).set(1)
+        # Not a vLLM metric: says on every scrape that the numbers are simulated, and at which time scale.
+        twin = Gauge(
+            "vllm_twin:info",
+            "vLLM twin: simulated engine; time_scale multiplies every simulated duration (1 = the Jetson Thor model)",
+            ["simulated", "time_scale"],
+            registry=registry,
+        )
+        twin.labels(simulated="true", time_scale=f"{time_scale():g}").set(1)
         self.http = HttpMetrics(registry)
 
     def step(self, running, waiting, kv_usage, iteration_tokens):

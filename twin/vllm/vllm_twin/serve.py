@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 
-from vllm_twin import SIMULATED_WARNING, VERSION, device, enginecore, errors, logfmt, model_cache, modelspec
+from vllm_twin import SIMULATED_WARNING, VERSION, device, enginecore, errors, logfmt, model_cache, modelspec, timing
 from vllm_twin.cli import CompilationConfig
 from vllm_twin.engine import Engine, log_stats
 from vllm_twin.metrics import Metrics
@@ -248,6 +248,15 @@ def prepare(args, nondefault):
     logfmt.info("utils.py:326", "non-default args: %s", nondefault)
     validate_api_server_args(args)
     logfmt.warning("api_server.py:1805", SIMULATED_WARNING)
+    label = timing.twin_label()
+    if label["time_scale"] != 1.0:
+        logfmt.warning(
+            "api_server.py:1805",
+            "vLLM twin: VLLM_TWIN_TIME_SCALE=%g: %s; start-up, TTFT and inter-token times are scaled, "
+            "token counts and cache hits are not (docs/vllm-twin.md)",
+            label["time_scale"],
+            label["time_scale_note"],
+        )
     ignored = [k for k in nondefault if k not in EMULATED]
     if ignored:
         logfmt.warning(

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 
-from vllm_twin import VERSION, errors, logfmt
+from vllm_twin import VERSION, errors, logfmt, timing
 from vllm_twin.engine import Delta, Request
 from vllm_twin.tokenizer import Detokenizer
 
@@ -414,7 +414,8 @@ class Api:
         return web.json_response({"server_load": len(self.s.engine.running) + len(self.s.engine.waiting)}, dumps=dumps)
 
     async def version(self, request):
-        return web.json_response({"version": VERSION}, dumps=dumps)
+        # "version" is what vLLM answers; "twin" says that the numbers are simulated and at which time scale.
+        return web.json_response({"version": VERSION, "twin": timing.twin_label()}, dumps=dumps)
 
     async def models(self, request):
         created = int(time.time())
@@ -455,7 +456,11 @@ class Api:
         if request.method == "DELETE":
             self.trace.records.clear()
         return web.json_response(
-            {"simulated": True, "clock": "perf_counter_ns is CLOCK_MONOTONIC", "requests": list(self.trace.records)}
+            {
+                **timing.twin_label(),
+                "clock": "perf_counter_ns is CLOCK_MONOTONIC",
+                "requests": list(self.trace.records),
+            }
         )
 
     async def _body(self, request, kind=None):

@@ -67,6 +67,20 @@ def time_scale():
     return env_float("VLLM_TWIN_TIME_SCALE", 1.0)
 
 
+def twin_label():
+    """What every place that shows a number says about it: simulated, and at which time scale."""
+    scale = time_scale()
+    return {
+        "simulated": True,
+        "time_scale": scale,
+        "time_scale_note": (
+            "every simulated duration is as modelled for Jetson Thor"
+            if scale == 1.0
+            else f"every simulated duration is {scale:g} x the Jetson Thor model (VLLM_TWIN_TIME_SCALE)"
+        ),
+    }
+
+
 def sleep_until(t):
     delay = t - time.perf_counter()
     if delay > 0:
