@@ -164,6 +164,9 @@ def test_completions_and_tokenize(servers):
     tok = json.loads(s.post("/tokenize", {"prompt": "Jetson Thor is fast."})[1])
     assert tok["count"] == 7 and tok["max_model_len"] == 131072
     assert tok["tokens"] == [128000, 36741, 942, 29550, 374, 5043, 13]  # BOS + Llama 3's ids
+    # /detokenize keeps the special tokens, as vLLM's does.
+    detok = json.loads(s.post("/detokenize", {"tokens": tok["tokens"]})[1])
+    assert detok == {"prompt": "<|begin_of_text|>Jetson Thor is fast."}
 
 
 def test_metrics_exposition(servers):

@@ -556,9 +556,8 @@ class Api:
         body, err = await self._body(request)
         if err:
             return err
-        tok = self.s.tokenizer
-        detok = Detokenizer(tok)
-        text = "".join(detok.feed(t)[1] for t in body.get("tokens", []))
+        # vLLM's /detokenize keeps special tokens (skip_special_tokens=False).
+        text = self.s.tokenizer.decode(body.get("tokens", []), skip_special_tokens=False)
         return web.json_response({"prompt": text}, dumps=dumps)
 
     def _prompt_ids(self, prompt, add_special=True):
