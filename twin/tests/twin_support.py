@@ -37,7 +37,7 @@ def plain(text):
 
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory):
-    """A twin HF hub cache with every workshop model (scaled by 10^5) and the the published tiktoken encodings."""
+    """A twin HF hub cache with every workshop model (scaled by 10^5) and the published tiktoken encodings."""
     import make_hf_cache
 
     root = tmp_path_factory.mktemp("hf")
