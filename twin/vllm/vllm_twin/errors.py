@@ -116,28 +116,34 @@ def model_config_error(message):
     )
 
 
+# From the API server down to SpeculativeConfig's pydantic validation.
+SPECULATIVE_CONFIG = [
+    *ENGINE_CLIENT,
+    (
+        sp("vllm/entrypoints/openai/api_server.py"),
+        204,
+        "build_async_engine_client_from_engine_args",
+        "vllm_config = engine_args.create_engine_config(usage_context=usage_context)",
+    ),
+    (sp("vllm/engine/arg_utils.py"), 1268, "create_engine_config", "speculative_config = self.create_speculative_config("),
+    (
+        sp("vllm/engine/arg_utils.py"),
+        1043,
+        "create_speculative_config",
+        "return SpeculativeConfig(**self.speculative_config)",
+    ),
+    (
+        sp("pydantic/_internal/_dataclasses.py"),
+        123,
+        "__init__",
+        "s.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=s)",
+    ),
+]
+
+
 def speculative_config_error(message):
     frames = [
-        *ENGINE_CLIENT,
-        (
-            sp("vllm/entrypoints/openai/api_server.py"),
-            204,
-            "build_async_engine_client_from_engine_args",
-            "vllm_config = engine_args.create_engine_config(usage_context=usage_context)",
-        ),
-        (sp("vllm/engine/arg_utils.py"), 1268, "create_engine_config", "speculative_config = self.create_speculative_config("),
-        (
-            sp("vllm/engine/arg_utils.py"),
-            1043,
-            "create_speculative_config",
-            "return SpeculativeConfig(**self.speculative_config)",
-        ),
-        (
-            sp("pydantic/_internal/_dataclasses.py"),
-            123,
-            "__init__",
-            "s.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=s)",
-        ),
+        *SPECULATIVE_CONFIG,
     ]
     address = f"0x7f{random.getrandbits(40):010x}"
     return VllmFailure(
@@ -149,26 +155,7 @@ def speculative_type_error(message):
     """A TypeError in SpeculativeConfig.__post_init__ (num_speculative_tokens is SkipValidation[int], so a missing
     or non-integer value reaches `range(...)`); pydantic passes a TypeError through unwrapped."""
     frames = [
-        *ENGINE_CLIENT,
-        (
-            sp("vllm/entrypoints/openai/api_server.py"),
-            204,
-            "build_async_engine_client_from_engine_args",
-            "vllm_config = engine_args.create_engine_config(usage_context=usage_context)",
-        ),
-        (sp("vllm/engine/arg_utils.py"), 1268, "create_engine_config", "speculative_config = self.create_speculative_config("),
-        (
-            sp("vllm/engine/arg_utils.py"),
-            1043,
-            "create_speculative_config",
-            "return SpeculativeConfig(**self.speculative_config)",
-        ),
-        (
-            sp("pydantic/_internal/_dataclasses.py"),
-            123,
-            "__init__",
-            "s.__pydantic_validator__.validate_python(ArgsKwargs(args, kwargs), self_instance=s)",
-        ),
+        *SPECULATIVE_CONFIG,
         (
             sp("vllm/config/__init__.py"),
             2207,
