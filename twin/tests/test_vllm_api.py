@@ -3,7 +3,10 @@ and the official openai client against it."""
 
 import itertools
 import json
+import os
 import re
+import signal
+import threading
 import time
 
 import pytest
@@ -203,7 +206,38 @@ def test_trace_records_write_times_next_to_model_times(servers):
     assert rec["stream"] and rec["completion_tokens"] == 5 and sum(c["tokens"] for c in rec["chunks"]) == 5
     writes = [c["write_ns"] for c in rec["chunks"]]
     assert writes == sorted(writes) and rec["recv_ns"] <= writes[0]
-    assert all(c["write_ns"] >= c["model_ns"] for c in rec["chunks"])
+    assert all(c["model_ns"] <= c["engine_ns"] <= c["write_ns"] for c in rec["chunks"])
+
+
+def test_engine_keeps_its_clock_in_its_own_process_while_the_api_server_is_stopped(hub, module_dir):
+    """EngineCore_0 runs the engine loop in its own process (vLLM V1): with the API server frozen (SIGSTOP) for
+    0.4 s mid-stream, the engine still ends its steps on the model's schedule (engine_ns close to model_ns), and
+    the chunks of those steps are written only once the API server runs again."""
+    from twin_support import make_device
+
+    s = Server(FP4, twin_env(hub, make_device(module_dir / "split"), VLLM_TWIN_TIME_SCALE="0.2"))
+    try:
+        children = open(f"/proc/{s.proc.pid}/task/{s.proc.pid}/children").read().split()
+        assert len(children) == 1  # EngineCore_0
+        done = []
+        streamer = threading.Thread(target=lambda: done.append(chat(s, stream=True, max_tokens=80, ignore_eos=True)))
+        streamer.start()
+        time.sleep(0.15)
+        paused = time.perf_counter_ns()
+        os.kill(s.proc.pid, signal.SIGSTOP)
+        time.sleep(0.4)
+        resumed = time.perf_counter_ns()
+        os.kill(s.proc.pid, signal.SIGCONT)
+        streamer.join(timeout=30)
+        assert done and done[0][0] == 200
+        (rec,) = json.loads(s.get("/twin/requests")[1])["requests"]
+        during = [c for c in rec["chunks"] if paused + 20_000_000 < c["model_ns"] < resumed]
+        assert len(during) >= 10  # ~10.5 ms steps at this scale
+        assert all(c["engine_ns"] - c["model_ns"] < 50_000_000 for c in during)
+        assert all(c["write_ns"] >= resumed for c in during)
+        assert all(c["model_ns"] <= c["engine_ns"] <= c["write_ns"] for c in rec["chunks"])
+    finally:
+        s.stop()
 
 
 def test_speculative_decoding_emits_multi_token_chunks_and_counters(servers):

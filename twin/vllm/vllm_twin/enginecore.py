@@ -1,21 +1,26 @@
 """EngineCore_0: a forked process that runs vLLM's engine start-up (memory check, weight loading,
-torch.compile, KV cache, CUDA graphs) with the real log lines, and then holds the GPU allocation until
-the API server exits. Durations follow the simulated model; shard reading is real I/O.
+torch.compile, KV cache, CUDA graphs) with the real log lines, then runs the engine loop (engine.py) for the
+API server over a socket pair, holding the GPU allocation until the API server goes away. Durations follow the
+simulated model; shard reading is real I/O.
 """
 
+import asyncio
 import ctypes
 import hashlib
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
 from vllm_twin import VERSION, errors, logfmt
 from vllm_twin.device import Allocation, GiB
+from vllm_twin.engine import Engine, EngineRequest
 from vllm_twin.errors import EngineCoreError
-from vllm_twin.timing import PHASE_SECONDS, env_float, simulate, sleep_until, time_scale
+from vllm_twin.textgen import TextGen
+from vllm_twin.timing import PHASE_SECONDS, TimingModel, env_float, simulate, sleep_until, time_scale
 
 NON_TORCH_BYTES = int(0.25 * GiB)
 GRAPH_BYTES = int(0.53 * GiB)
@@ -189,17 +194,42 @@ def _die_with_parent(parent):
         os._exit(1)
 
 
+async def serve(ctx, sock, kv_tokens):
+    """The engine loop until the API server closes its end (or dies): the first message carries the generation
+    vocabulary, then `add` and `abort` messages; one message goes back per step (engine.Engine)."""
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+
+    def emit(msg):
+        msg["sent"] = time.perf_counter()
+        writer.write(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+
+    timing = TimingModel(ctx.spec, ctx.num_spec_tokens, ctx.draft_bytes)
+    engine = Engine(timing, emit, ctx.max_num_seqs, ctx.max_batched, kv_tokens, prefix_caching=ctx.prefix_caching)
+    gen = None
+    engine.start()
+    while line := await reader.readline():
+        msg = json.loads(line)
+        if msg["op"] == "init":
+            gen = TextGen(msg["vocab"], ctx.spec)
+        elif msg["op"] == "add":
+            tokens = gen.tokens(msg["base"], msg["ignore_eos"])
+            engine.add(EngineRequest(msg["rid"], msg["prompt"], tokens, msg["max_tokens"], msg["min_tokens"], msg["eos_id"]))
+        elif msg["op"] == "abort":
+            engine.abort(msg["rid"])
+
+
 def start(ctx):
-    """Fork EngineCore_0, wait for its handshake. Returns the ready info; raises VllmFailure if it died."""
+    """Fork EngineCore_0, wait for its handshake. Returns the ready info (ctx.engine_sock then talks to the engine
+    loop); raises VllmFailure if it died."""
     parent = os.getpid()
     ready_r, ready_w = os.pipe()
-    life_r, life_w = os.pipe()
+    front, back = socket.socketpair()
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
         os.close(ready_r)
-        os.close(life_w)
+        front.close()
         _die_with_parent(parent)
         logfmt.decorate("EngineCore_0")
         code = 1
@@ -207,8 +237,7 @@ def start(ctx):
             info = run(ctx)
             os.write(ready_w, json.dumps(info).encode() + b"\n")
             os.close(ready_w)
-            while os.read(life_r, 1):
-                pass
+            asyncio.run(serve(ctx, back, info["kv_tokens"]))
             code = 0
         except EngineCoreError as exc:
             logfmt.log("ERROR", "core.py:700", "EngineCore failed to start.\n%s", exc.traceback())
@@ -218,7 +247,7 @@ def start(ctx):
             sys.stderr.flush()
             os._exit(code)
     os.close(ready_w)
-    os.close(life_r)
+    back.close()
     data = b""
     while not data.endswith(b"\n"):
         chunk = os.read(ready_r, 4096)
@@ -229,5 +258,5 @@ def start(ctx):
     if not data.endswith(b"\n"):
         _, status = os.waitpid(pid, 0)
         raise errors.engine_start_failed(os.waitstatus_to_exitcode(status))
-    ctx.engine_pid, ctx.engine_life = pid, life_w
+    ctx.engine_pid, ctx.engine_sock = pid, front
     return json.loads(data)

@@ -13,11 +13,11 @@ import threading
 
 from vllm_twin import SIMULATED_WARNING, VERSION, device, enginecore, errors, logfmt, model_cache, modelspec, timing
 from vllm_twin.cli import CompilationConfig
-from vllm_twin.engine import Engine, log_stats
+from vllm_twin.engine_client import EngineClient, log_stats
 from vllm_twin.metrics import Metrics
 from vllm_twin.server import ROUTES, Api
-from vllm_twin.textgen import TextGen
-from vllm_twin.timing import PHASE_SECONDS, TimingModel, simulate
+from vllm_twin.textgen import TextGen, generation_vocab
+from vllm_twin.timing import PHASE_SECONDS, simulate
 from vllm_twin.tokenizer import Tokenizer
 
 SPEC_METHODS = ["ngram", "eagle", "eagle3", "medusa", "mlp_speculator", "draft_model", "deepseek_mtp"]
@@ -353,17 +353,8 @@ async def serve_http(state):
     logfmt.info("launcher.py:36", "Available routes are:")
     for route, methods in ROUTES:
         logfmt.info("launcher.py:44", "Route: %s, Methods: %s", route, methods)
-    timing = TimingModel(state.spec, state.num_spec_tokens, state.draft_bytes)
-    state.engine = Engine(
-        state.tokenizer,
-        timing,
-        state.metrics,
-        state.max_num_seqs,
-        state.max_batched,
-        state.kv_tokens,
-        prefix_caching=state.prefix_caching,
-    )
-    state.engine.start()
+    state.engine = EngineClient(state.engine_sock, state.metrics, generation_vocab(state.tokenizer), state.num_spec_tokens)
+    await state.engine.start()
     stats = None if args.disable_log_stats else asyncio.ensure_future(log_stats(state.engine))
     api = Api(state)
     watch_engine_core(state, api, asyncio.get_running_loop())

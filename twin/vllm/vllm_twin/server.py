@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, generate_latest
 
 from vllm_twin import VERSION, errors, logfmt, timing
-from vllm_twin.engine import Delta, Request
+from vllm_twin.engine_client import Delta, Request
 from vllm_twin.tokenizer import Detokenizer
 
 # Field names and types of vLLM 0.10.1.1's request models (protocol.py), extracted from the wheel.
@@ -322,7 +322,13 @@ class Trace:
     @staticmethod
     def chunk(rec, delta):
         rec["chunks"].append(
-            {"tokens": delta.tokens, "model_ns": delta.model_ns, "write_ns": time.perf_counter_ns(), "write_wall": time.time()}
+            {
+                "tokens": delta.tokens,
+                "model_ns": delta.model_ns,
+                "engine_ns": delta.engine_ns,
+                "write_ns": time.perf_counter_ns(),
+                "write_wall": time.time(),
+            }
         )
 
     def finish(self, rec, req):
@@ -411,7 +417,7 @@ class Api:
         return web.Response(status=500, text="Internal Server Error", content_type="text/plain")
 
     async def load(self, request):
-        return web.json_response({"server_load": len(self.s.engine.running) + len(self.s.engine.waiting)}, dumps=dumps)
+        return web.json_response({"server_load": len(self.s.engine.requests)}, dumps=dumps)
 
     async def version(self, request):
         # "version" is what vLLM answers; "twin" says that the numbers are simulated and at which time scale.
@@ -649,14 +655,14 @@ class Api:
         base = gen.base(prompt_ids, params["temperature"], body.get("seed"))
         req = Request(
             prompt_ids,
-            gen.tokens(base, bool(body.get("ignore_eos"))),
+            base,
+            bool(body.get("ignore_eos")),
             Detokenizer(self.s.tokenizer, harmony_chat=chat),
             params["max_tokens"],
             params["min_tokens"],
             params["stop"],
-            self.s.tokenizer.eos_id,
         )
-        self.s.engine.add(req)
+        self.s.engine.add(req, self.s.tokenizer.eos_id)
         return req, None
 
     async def chat(self, request):
@@ -764,7 +770,7 @@ class Api:
         resp = web.json_response(body, dumps=dumps)
         await resp.prepare(request)
         await resp.write_eof()
-        Trace.chunk(rec, Delta(req.text, req.num_output, finish, stop_reason, delta.model_ns))
+        Trace.chunk(rec, Delta(req.text, req.num_output, finish, stop_reason, delta.model_ns, engine_ns=delta.engine_ns))
         return resp
 
     async def _stream(self, request, body, req, rid, model, rec, chat):
