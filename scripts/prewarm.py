@@ -84,9 +84,27 @@ def stop(args) -> int:
     if not pid:
         print("no pre-warm is running")
         return 0
-    os.kill(pid, signal.SIGTERM)
-    print(f"sent SIGTERM to the pre-warm (pid {pid}); `start` again resumes it")
+    # ansible-runner runs ansible-playbook in a session of its own (pexpect): stop it too, then the runner.
+    for child in [*children(pid), pid]:
+        try:
+            os.kill(child, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    print(f"sent SIGTERM to the pre-warm (pid {pid}) and its ansible-playbook; `start` again resumes it")
     return 0
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of pid, from /proc."""
+    out = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.split("/")[2]))
+    return out
 
 
 # --- status -------------------------------------------------------------------------------------------------------------
@@ -106,9 +124,10 @@ def read_events(run_dir: Path) -> list[dict]:
 
 
 def _message(res: dict) -> str:
-    msg = res.get("msg") or res.get("stderr") or res.get("reason") or ""
-    if not msg and isinstance(res.get("results"), list):
-        msg = " | ".join(str(r.get("msg", "")) for r in res["results"] if r.get("failed"))
+    """The failure's message; for a loop, the messages of the items that failed."""
+    items = res.get("results") if isinstance(res.get("results"), list) else []
+    msg = " | ".join(str(r.get("msg", "")) for r in items if isinstance(r, dict) and r.get("failed"))
+    msg = msg or res.get("msg") or res.get("stderr") or res.get("reason") or ""
     return " ".join(str(msg).split())
 
 
