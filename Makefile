@@ -9,7 +9,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 FLEET_SIZE ?= 4
 SIM_INVENTORY := inventories/sim
 FLEET_KEY := build/sim/fleet_key
-MOLECULE_SCENARIOS ?= default runtime runtime_faults fleet
+MOLECULE_SCENARIOS ?= default runtime runtime_faults fleet prewarm content
 # The ansible-core minors meta/runtime.yml claims. The main venv (.venv) is the newest one; each older one has
 # its own venv (requirements/core-X.Y.txt -> build/venvs/core-X.Y) for `make matrix`.
 CORE_VERSIONS ?= 2.17 2.18 2.19
