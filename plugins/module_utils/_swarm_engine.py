@@ -125,8 +125,8 @@ class FleetProgress:
             if seen is not None:
                 progress = 1.0 if seen[1] else seen[0]
                 have = round(progress * self.total)
-                if have != unit["bytes"]:
-                    self.last_change = now
+                if have != unit["bytes"] or unit["state"] in ("waiting", "disconnected"):
+                    self.last_change = now  # progress, or a unit that (re)connects: the stall clock starts again
                 unit["bytes"] = max(unit["bytes"], have)
                 unit["progress"] = round(unit["bytes"] / self.total, 4) if self.total else 1.0
                 self.meters[name].add(now, unit["bytes"])
@@ -190,7 +190,8 @@ def session_settings(lt, config):
         "enable_outgoing_utp": False,
         "anonymous_mode": False,
         "user_agent": "jetson_thor.workshop content swarm",
-        "alert_mask": lt.alert_category.status | lt.alert_category.error | lt.alert_category.storage,
+        "alert_mask": lt.alert_category.status | lt.alert_category.error | lt.alert_category.storage
+        | lt.alert_category.connect | lt.alert_category.peer,
         "connections_limit": 1000,
         "connection_speed": 200,
         "smooth_connects": False,
@@ -218,6 +219,7 @@ class Engine:
         self.seed = config["role"] == "seed"
         self.stop_reason = None
         self.errors = []
+        self.peer_events = []
         self.hash_failures = 0
         self.started = time.time()
         self.deadline = float(config["deadline"])
@@ -269,6 +271,8 @@ class Engine:
         for alert in self.session.pop_alerts():
             if isinstance(alert, lt.hash_failed_alert):
                 self.hash_failures += 1
+            elif isinstance(alert, (lt.peer_disconnected_alert, lt.peer_error_alert)):
+                self.peer_events = ([*self.peer_events, f"{time.strftime('%H:%M:%S')} {alert.message()}"])[-8:]
             elif isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert, lt.listen_failed_alert)):
                 message = alert.message()
                 if message not in self.errors:
@@ -315,6 +319,7 @@ class Engine:
             "rate_down": round(self.rate.rate(), 1),
             "peers": st.num_peers,
             "errors": self.errors,
+            "peer_events": self.peer_events,
             "started": self.started,
             "elapsed": round(now - self.started, 1),
             "deadline": self.deadline,

@@ -132,7 +132,7 @@ options:
   super_seed:
     description: A seed hands out each piece about once and lets the units trade the rest (libtorrent super seeding).
     type: bool
-    default: true
+    default: false
   settings:
     description: More libtorrent C(settings_pack) values, over the closed-LAN settings (docs/content.md).
     type: dict
@@ -500,7 +500,7 @@ def main():
             progress_dir=dict(type="path"),
             launcher=dict(type="str", choices=["auto", "systemd", "process"], default="auto"),
             user=dict(type="str", default=""),
-            super_seed=dict(type="bool", default=True),
+            super_seed=dict(type="bool", default=False),
             settings=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
