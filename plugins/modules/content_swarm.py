@@ -13,13 +13,13 @@ description:
   - Runs the content swarm's engine (libtorrent, from a wheel shipped by the organizer and unpacked next to the engine;
     no pip, no internet) on a unit or on the organizer, detached from Ansible, and reports on it.
   - V(started) writes the engine program and its configuration into O(state_dir) and starts it. With systemd (the units)
-    it is a transient unit (C(systemd-run --unit <name> --collect -p RuntimeMaxSec=<timeout>)): it outlives the SSH
+    it is a transient unit (C(systemd-run --unit <name> --collect -p RuntimeMaxSec=<timeout>)); it outlives the SSH
     session, systemd kills it at the time bound even if the controller is gone, and C(systemctl stop) ends it. Without
     systemd (the organizer, a container) it is a process in a session of its own, with a pid file. Either way the engine
     also stops itself at its deadline.
   - The engine listens on O(listen_address) only and admits only O(peers) (an IP filter); it has no tracker, DHT, local
     peer discovery, UPnP, NAT-PMP or uTP. A V(seed) trusts its files and never writes to them (seed mode and upload
-    mode); a V(leech) checks what is already on disk (no resume data: every piece is hashed) and fetches only the
+    mode); a V(leech) checks what is already on disk (no resume data, so every piece is hashed) and fetches only the
     pieces that are missing or bad, then keeps seeding to the others until it is stopped.
   - A seed writes every expected unit's progress (bytes, rate, ETA), from the pieces the unit announced, to
     C(content-progress.json) and C(content-progress.txt) in O(progress_dir) once a second

@@ -18,7 +18,7 @@ description:
   - The torrent is hybrid (BitTorrent v1 and v2); every file starts on a piece boundary, so a bad file costs only its own
     pieces. The piece size is a power of two between 256 KiB and 16 MiB giving at most about 8192 pieces (16 MiB for
     134 GB), unless O(piece_size) is given.
-  - The result is cached as C(<dest>/<content_id>-<piece KiB>k.torrent): a content set is hashed once.
+  - The result is cached as C(<dest>/<content_id>-<piece KiB>k.torrent), so a content set is hashed once.
 extends_documentation_fragment:
   - jetson_thor.workshop._attributes
 attributes:

@@ -17,7 +17,7 @@ description:
     still needs (counting the blocks its files already occupy) against the free space of the file system holding O(root)
     (or its nearest existing parent). It also returns the unit's Python (for the engine wheel), the address it reaches
     O(organizer_address) from (its fleet address) and the image IDs of the C(docker save) tarballs it holds.
-  - V(present) (on a unit, after the transfer) creates or corrects every symlink of the manifest (never dereferencing:
+  - V(present) (on a unit, after the transfer) creates or corrects every symlink of the manifest (never dereferencing;
     the HF snapshot entries stay links into C(blobs/)), creates empty files, unpacks each compile-cache pack
     (C(packs/<name>.tar) into C(<root>/<name>), once per pack content), verifies the content in O(mode) and writes the
     stamp. It fails, listing the files, when something is missing, has the wrong size or the wrong sha256.
