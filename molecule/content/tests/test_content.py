@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -30,12 +31,10 @@ def manifest():
 def recap(run):
     """PLAY RECAP counts per host from the run's output."""
     out = {}
-    lines = (EPHEMERAL / f"{run}.log").read_text().splitlines()
-    for line in lines[lines.index(next(x for x in lines if x.startswith("PLAY RECAP"))) + 1 :]:
-        if ":" not in line or "=" not in line:
-            continue
-        host, counts = line.split(":", 1)
-        out[host.strip()] = dict(item.split("=") for item in counts.split())
+    for line in (EPHEMERAL / f"{run}.log").read_text().splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line)
+        if match:
+            out[match.group(1)] = dict(item.split("=", 1) for item in match.group(2).split())
     return out
 
 
