@@ -16,7 +16,7 @@ manifest (sha256 of every file; snapshot entries are links). The host's CPU use 
 during each run and reported next to it, so that it shows whether the links (and not this machine) were the
 bottleneck. Units are twins: the numbers measure the methods, not Thor hardware.
 
-    .venv/bin/python bench/content_distribution.py [--sizes 4,16,60] [--payload-scale 60] [--rate-mbit 40]
+    .venv/bin/python bench/content_distribution.py [--sizes 4,16,60] [--payload-scale 60] [--rate-mbit 40,20,8]
         [--methods serial,flat,collection] [--json out.json]
 """
 
@@ -348,6 +348,8 @@ def measure(method, names, root, manifest, rate_mbit, super_seed=False):
         report = json.loads((WORK / "reports" / "content-distribution.json").read_text())
         transfer_s = max(u["completed_after"] for u in report["units"].values())  # engines started -> all complete
     return {
+        "C_mbit": rate_mbit,
+        "F_over_C_s": f_over_c,
         "transfer_s": transfer_s,
         "transfer_ratio": transfer_s / f_over_c if transfer_s else None,
         "method": method,
@@ -364,40 +366,46 @@ def main():
     parser.add_argument("--sizes", default="4,16,60")
     parser.add_argument("--methods", default="serial,flat,collection")
     parser.add_argument("--payload-scale", type=int, default=60, help="make_hf_cache --scale (60: F ~ 124 MB)")
-    parser.add_argument("--rate-mbit", type=float, default=40.0, help="C, every link's rate in both directions")
+    parser.add_argument(
+        "--rate-mbit",
+        default="40",
+        help="C, every link's rate in both directions: one value, or one per size (2 cores carry ~80 MB/s in all, "
+        "so keep N x C well below 640 Mbit/s, e.g. 40,20,8 for 4,16,60)",
+    )
     parser.add_argument("--super-seed", action="store_true", help="content_distribution_super_seed for the collection")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: it shapes links with tc and creates a network namespace")
     sizes = [int(s) for s in args.sizes.split(",")]
+    rates = [float(r) for r in args.rate_mbit.split(",")]
+    rates = rates * len(sizes) if len(rates) == 1 else rates
+    if len(rates) != len(sizes):
+        sys.exit(f"--rate-mbit: give one rate, or one per size ({len(sizes)}), not {len(rates)}")
     methods = args.methods.split(",")
     WORK.mkdir(parents=True, exist_ok=True)
     root, manifest = payload(args.payload_scale)
     if "collection" in methods:
         engine_wheels()
     fleet_up(max(sizes))
-    shape_units(units(max(sizes)), args.rate_mbit)
-    organizer_netns(args.rate_mbit)
-    f_over_c = manifest["total_bytes"] * 8 / (args.rate_mbit * 1e6)
     results = {
         "F_bytes": manifest["total_bytes"],
-        "C_mbit": args.rate_mbit,
-        "F_over_C_s": f_over_c,
         "files": len(manifest["files"]),
         "symlinks": len(manifest["symlinks"]),
         "host": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
         "runs": [],
     }
     print(
-        f"F = {manifest['total_bytes'] / 1e6:.1f} MB ({len(manifest['files'])} files, {len(manifest['symlinks'])} links), "
-        f"C = {args.rate_mbit:g} Mbit/s, F/C = {f_over_c:.1f} s (twin units; simulated fleet)",
+        f"F = {manifest['total_bytes'] / 1e6:.1f} MB ({len(manifest['files'])} files, {len(manifest['symlinks'])} links); "
+        "twin units (a simulated fleet)",
         flush=True,
     )
     try:
-        for n in sizes:
+        for n, rate in zip(sizes, rates, strict=True):
+            shape_units(units(max(sizes)), rate)
+            organizer_netns(rate)
             for method in methods:
-                row = measure(method, units(n), root, manifest, args.rate_mbit, args.super_seed)
+                row = measure(method, units(n), root, manifest, rate, args.super_seed)
                 results["runs"].append(row)
                 print(json.dumps(row), flush=True)
     finally:
@@ -407,15 +415,17 @@ def main():
 
 
 def report(results):
-    print(f"\nF = {results['F_bytes'] / 1e6:.1f} MB, C = {results['C_mbit']:g} Mbit/s, F/C = {results['F_over_C_s']:.1f} s")
-    head = f"{'method':>10} {'N':>3} {'wall s':>8} {'ratio':>7} {'of which verify s':>17} {'swarm only s':>12} {'ratio':>6}"
+    print(f"\nF = {results['F_bytes'] / 1e6:.1f} MB")
+    head = f"{'method':>10} {'N':>3} {'C Mbit/s':>8} {'F/C s':>6} {'wall s':>8} {'ratio':>7}"
+    head += f" {'of which verify s':>17} {'swarm only s':>12} {'ratio':>6}"
     print(head + f" {'CPU mean %':>10} {'CPU max %':>9} {'disk w MB/s':>11}")
     for r in results["runs"]:
         verify = f"{r['verify_s']:.1f}" if r["verify_s"] is not None else "in playbook"
         swarm = f"{r['transfer_s']:.1f}" if r["transfer_s"] else "-"
         swarm_ratio = f"{r['transfer_ratio']:.2f}" if r["transfer_ratio"] else "-"
         print(
-            f"{r['method']:>10} {r['n']:>3} {r['wall_s']:>8.1f} {r['ratio']:>7.2f} {verify:>17} {swarm:>12} {swarm_ratio:>6} "
+            f"{r['method']:>10} {r['n']:>3} {r['C_mbit']:>8g} {r['F_over_C_s']:>6.1f} {r['wall_s']:>8.1f} {r['ratio']:>7.2f} "
+            f"{verify:>17} {swarm:>12} {swarm_ratio:>6} "
             f"{r['cpu_mean_pct']:>10.1f} {r['cpu_max_pct']:>9.1f} {r['disk_write_mb_s']:>11.1f}"
         )
     print("ratio = time-to-all-verified / (F/C); swarm only = the collection's engines started -> every unit complete.")
