@@ -76,14 +76,15 @@ def test_hash_cache_skips_unchanged_files(tmp_path):
 
 
 def test_load_names_the_problem(tmp_path):
-    with pytest.raises(cm.ManifestError, match="no manifest at .* run the pre-warm playbook"):
+    with pytest.raises(cm.ManifestError, match=r"no manifest at .* run the pre-warm playbook"):
         cm.load(str(tmp_path / "missing.json"))
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     with pytest.raises(cm.ManifestError, match="cannot read the manifest"):
         cm.load(str(bad))
-    bad.write_text(json.dumps({"format": cm.FORMAT, "files": [{"path": "../x"}], "symlinks": [], "content_id": "", "total_bytes": 0}))
-    with pytest.raises(cm.ManifestError, match="unsafe path '../x'"):
+    unsafe = {"format": cm.FORMAT, "files": [{"path": "../x"}], "symlinks": [], "content_id": "", "total_bytes": 0}
+    bad.write_text(json.dumps(unsafe))
+    with pytest.raises(cm.ManifestError, match=r"unsafe path '\.\./x'"):
         cm.load(str(bad))
 
 
