@@ -49,8 +49,8 @@ options:
     default: workshop
   hash_cache:
     description:
-      - A JSON file with the sha256 of files hashed before (C({path: [size, mtime_ns, sha256]}), paths relative to
-        O(root)). Defaults to C(<root>/.thor-content/hash-cache.json). Created when missing.
+      - A JSON file with the sha256 of files hashed before (a mapping of each path, relative to
+        O(root), to its size, modification time in ns and sha256). Defaults to C(<root>/.thor-content/hash-cache.json). Created when missing.
     type: path
   images:
     description:

@@ -16,7 +16,7 @@ description:
     missing and resumes partial ones (C(blobs/*.incomplete)), so a re-run after an interruption goes on where it stopped.
     The whole repository is fetched (every weight shard, not only the tokenizer), unless O(allow_patterns) or
     O(ignore_patterns) say otherwise.
-  - With O(source=present) (an organizer without internet) nothing is fetched: the module only verifies the cache.
+  - With O(source=present) (an organizer without internet) nothing is fetched; the module only verifies the cache.
   - Either way the cache is then verified. C(refs/<revision>) names a snapshot; every entry of C(snapshots/<rev>/) must be
     a symlink that resolves to an existing file in C(blobs/) (a copy made without C(-a) has regular files there and
     would double the disk use); C(config.json) must be there; every shard a C(*.index.json) names must be in the snapshot;
@@ -94,8 +94,8 @@ options:
     default: true
   hash_cache:
     description:
-      - A JSON file remembering the sha256 of files already hashed (C({path: [size, mtime_ns, sha256]}), paths relative
-        to O(hash_cache_base)), the same format the content manifest uses, so neither hashes a file twice. Created when
+      - A JSON file remembering the sha256 of files already hashed (a mapping of each path, relative
+        to O(hash_cache_base), to its size, modification time in ns and sha256), the same format the content manifest uses, so neither hashes a file twice. Created when
         missing.
     type: path
   hash_cache_base:
