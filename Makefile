@@ -83,7 +83,7 @@ collection: venv
 	@echo "collection: built and installed offline: $$(ls build/dist/*.tar.gz); jetson_thor.workshop.workshop parses"
 
 unit: venv
-	pytest -q tests/unit twin/tests
+	pytest -q tests/unit tests/checkout twin/tests
 
 # ansible-test sanity and units, offline, on the built artifact's content plus tests/ (scripts/ansible-test.sh).
 sanity: venv

@@ -259,7 +259,7 @@ class Engine:
             if config.get("super_seed"):
                 params.flags |= lt.torrent_flags.super_seeding
         self.handle = self.session.add_torrent(params)
-        self.progress = FleetProgress([(n, ip) for n, ip, _ in self.peers if n in config.get("expected", [])],
+        self.progress = FleetProgress([(peer[0], peer[1]) for peer in self.peers if peer[0] in config.get("expected", [])],
                                       self.content_bytes, self.deadline) if self.seed else None
         self.done_at_start = None
         self.checked_at = None
@@ -385,4 +385,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

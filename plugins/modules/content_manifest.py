@@ -50,7 +50,8 @@ options:
   hash_cache:
     description:
       - A JSON file with the sha256 of files hashed before (a mapping of each path, relative to
-        O(root), to its size, modification time in ns and sha256). Defaults to C(<root>/.thor-content/hash-cache.json). Created when missing.
+        O(root), to its size, modification time in ns and sha256). Defaults to
+        C(<root>/.thor-content/hash-cache.json). Created when missing.
     type: path
   images:
     description:
@@ -183,8 +184,11 @@ def same(old, new):
     """Two manifests describe the same thing (the time they were written aside)."""
     if not isinstance(old, dict):
         return False
-    strip = lambda m: {k: v for k, v in m.items() if k != "created"}  # noqa: E731
-    return strip(old) == strip(new)
+    return _without_created(old) == _without_created(new)
+
+
+def _without_created(manifest):
+    return {k: v for k, v in manifest.items() if k != "created"}
 
 
 def main():

@@ -361,7 +361,7 @@ class Swarm:
         self.stop()
         os.makedirs(p["state_dir"], exist_ok=True)
         try:
-            engine_dir, _ = _swarm.unpack_wheel(p["engine_wheel"], os.path.join(p["state_dir"], "engine"), owner)
+            engine_dir = _swarm.unpack_wheel(p["engine_wheel"], os.path.join(p["state_dir"], "engine"), owner)[0]
         except _swarm.SwarmError as exc:
             self.module.fail_json(msg=str(exc))
         os.makedirs(p["save_path"], exist_ok=True)

@@ -147,7 +147,7 @@ def main():
     }
     try:
         engine_root = p["engine_dir"] or os.path.join(os.path.dirname(os.path.abspath(p["dest"])), "engine")
-        engine_dir, _ = _swarm.unpack_wheel(p["engine_wheel"], engine_root)
+        engine_dir = _swarm.unpack_wheel(p["engine_wheel"], engine_root)[0]
         lt = _swarm.import_libtorrent(engine_dir)
         if os.path.isfile(path):
             try:

@@ -95,8 +95,8 @@ options:
   hash_cache:
     description:
       - A JSON file remembering the sha256 of files already hashed (a mapping of each path, relative
-        to O(hash_cache_base), to its size, modification time in ns and sha256), the same format the content manifest uses, so neither hashes a file twice. Created when
-        missing.
+        to O(hash_cache_base), to its size, modification time in ns and sha256), the same format the content manifest
+        uses, so neither hashes a file twice. Created when missing.
     type: path
   hash_cache_base:
     description:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("prewarm", REPO / "scripts" / "prewarm.py")
 prewarm = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(prewarm)
