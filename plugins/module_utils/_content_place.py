@@ -16,19 +16,14 @@ import sys
 import tarfile
 
 from ansible_collections.jetson_thor.workshop.plugins.module_utils import _content_manifest as cm
+from ansible_collections.jetson_thor.workshop.plugins.module_utils._thor import nearest_statvfs
 
 UNPACKED = ".thor-content/unpacked.json"
 
 
 def free_space(path):
     """(free bytes for an unprivileged writer, the existing directory measured): path or its nearest existing parent."""
-    probe = os.path.abspath(path)
-    while not os.path.isdir(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    st = os.statvfs(probe)
+    st, probe = nearest_statvfs(path)
     return st.f_bavail * st.f_frsize, probe
 
 

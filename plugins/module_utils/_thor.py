@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 GIB = 1024**3
@@ -164,3 +165,14 @@ def parse_docker_info(info):
         "storage_driver": info.get("Driver"),
         "containers_running": info.get("ContainersRunning"),
     }
+
+
+def nearest_statvfs(path):
+    """(os.statvfs of path or, if it does not exist yet, of its nearest existing parent; the path measured)."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return os.statvfs(probe), probe

@@ -253,6 +253,7 @@ from ansible_collections.jetson_thor.workshop.plugins.module_utils._daemon_json 
 from ansible_collections.jetson_thor.workshop.plugins.module_utils._thor import (
     GIB,
     memory_summary,
+    nearest_statvfs,
     parse_docker_info,
     parse_jetson_clocks_show,
     parse_meminfo,
@@ -351,13 +352,7 @@ def _daemon_json(path):
 
 
 def _disk(path):
-    probe = path
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            break
-        probe = parent
-    stats = os.statvfs(probe)
+    stats, probe = nearest_statvfs(path)
     free = stats.f_bavail * stats.f_frsize
     return {
         "path": path,
