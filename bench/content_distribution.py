@@ -409,6 +409,7 @@ def main():
                 results["runs"].append(row)
                 print(json.dumps(row), flush=True)
     finally:
+        remove_netns()  # the fleet stays up (shaped) for a re-run: `make fleet-down` removes it
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     report(results)
