@@ -2,7 +2,13 @@
 """Offline content to N twin units: time-to-all-verified / (F / C), side by side in one run, for
   serial      the workshop's loop: one `rsync -a` per unit, one after another, from the organizer;
   flat        a flat parallel push from the organizer: ansible.posix.synchronize, forks = N;
-  collection  this collection's method: playbooks/content.yml (libtorrent swarm, explicit peers).
+  collection  this collection's method: playbooks/content.yml (libtorrent swarm, explicit peers), role defaults;
+  collection-plain   the same with content_distribution_super_seed: false (plain seeding, for comparison);
+  collection-kill    the collection's run with every unit's engine killed (SIGKILL) once the fleet holds half of
+                     N x F, then a second run: the resume figure (bytes re-sent beyond what was lost).
+
+The baselines take N x F / C; --baseline-budget stops them after that many seconds and reports the ratio they had
+reached at least (">=") and where they were heading (the units done, or the bytes on the units, extrapolated).
 
 Set-up (as root, on this machine): a twin fleet of max(N) units (playbooks/sim/fleet_up.yml), every unit's link
 shaped to C in both directions with `tc tbf` (upload inside the unit, download on the host side of its veth),
@@ -17,14 +23,16 @@ during each run and reported next to it, so that it shows whether the links (and
 bottleneck. Units are twins: the numbers measure the methods, not Thor hardware.
 
     .venv/bin/python bench/content_distribution.py [--sizes 4,16,60] [--payload-scale 60] [--rate-mbit 40,20,8]
-        [--methods serial,flat,collection] [--json out.json]
+        [--methods serial,flat,collection,collection-plain,collection-kill] [--baseline-budget 900] [--json out.json]
 """
 
 import argparse
+import concurrent.futures
 import contextlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -52,10 +60,18 @@ def sh(cmd, check=True, capture=False, **kw):
     shell = isinstance(cmd, str)
     if capture:
         return subprocess.run(cmd, shell=shell, check=check, text=True, capture_output=True, **kw).stdout
+    timeout = kw.pop("timeout", None)
     with open(LOG, "a") as log:
         log.write(f"\n$ {cmd if shell else ' '.join(map(str, cmd))}\n")
         log.flush()
-        proc = subprocess.run(cmd, shell=shell, text=True, stdout=log, stderr=subprocess.STDOUT, **kw)
+        proc = subprocess.Popen(cmd, shell=shell, text=True, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kw)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # rsync, ssh, ansible's forks: the whole group
+            proc.wait()
+            log.write(f"# stopped after {timeout:.0f} s (budget)\n")
+            raise
     if check and proc.returncode:
         raise SystemExit(f"failed (rc {proc.returncode}): {cmd}; see {LOG}")
     return proc.returncode
@@ -137,7 +153,9 @@ class Sampler:
 
 def fleet_up(n):
     env = dict(os.environ, PATH=f"{VENV_BIN}:{os.environ['PATH']}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    sh(["make", "-C", str(ROOT), "--no-print-directory", "fleet-up", f"FLEET_SIZE={n}"], env=env)
+    sh(["make", "-C", str(ROOT), "--no-print-directory", "images"], env=env)
+    playbook = ROOT / "playbooks" / "sim" / "fleet_up.yml"
+    sh([str(VENV_BIN / "ansible-playbook"), str(playbook), "-e", f"twin_fleet_size={n}"], env=env)
 
 
 def payload(scale):
@@ -226,7 +244,7 @@ def ansible_env():
     )
 
 
-def inventory(names, organizer_root=None, **organizer_vars):
+def inventory(names, organizer_root=None, organizer_python=None, **organizer_vars):
     """An inventory of these units (by IP) and the organizer (local, holding organizer_root), for the run."""
     path = WORK / f"inventory-{len(names)}.yml"
     hosts = {u: {"ansible_host": unit_ip(u)} for u in names}
@@ -249,7 +267,7 @@ def inventory(names, organizer_root=None, **organizer_vars):
                     "hosts": {
                         "organizer": {
                             "ansible_connection": "local",
-                            "ansible_python_interpreter": str(VENV_BIN / "python"),
+                            "ansible_python_interpreter": organizer_python or str(VENV_BIN / "python"),
                             "workshop_data_root": str(organizer_root or WORK),
                         }
                     }
@@ -278,23 +296,24 @@ def verify_all(names, root):
     ansible(["thor", "-m", "ansible.builtin.shell", "-a", f"test -L $(ls -d {DATA_ROOT}/{link}/*/config.json)"], names)
 
 
-def run_serial(names, root):
-    for unit in names:
-        argv = [
-            "rsync",
-            "-a",
-            "--partial",
-            "--rsync-path",
-            "sudo rsync",
-            "-e",
-            SSH,
-            f"{root}/",
-            f"workshop@{unit_ip(unit)}:{DATA_ROOT}/",
-        ]
-        sh(in_ns(argv))
+def run_serial(names, root, budget):
+    """One rsync after another; stops at the budget. Returns the number of units that received everything."""
+    deadline = time.monotonic() + budget
+    for done, unit in enumerate(names):
+        left = deadline - time.monotonic()
+        argv = ["rsync", "-a", "--partial", "--rsync-path", "sudo rsync", "-e", SSH]
+        argv += [f"{root}/", f"workshop@{unit_ip(unit)}:{DATA_ROOT}/"]
+        try:
+            if left <= 0:
+                raise subprocess.TimeoutExpired(argv, budget)
+            sh(in_ns(argv), timeout=left)
+        except subprocess.TimeoutExpired:
+            return done
+    return len(names)
 
 
-def run_flat(names, root):
+def run_flat(names, root, budget):
+    """ansible.posix.synchronize to every unit at once (forks = N); stops at the budget. Returns True if it ended."""
     playbook = WORK / "flat_push.yml"
     playbook.write_text(
         "- name: Flat parallel push from the organizer (bench baseline)\n"
@@ -305,74 +324,154 @@ def run_flat(names, root):
         "        archive: true\n        compress: false\n        partial: true\n"
     )
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory(names)), "-f", str(len(names)), str(playbook)]
-    sh(in_ns(argv), env=ansible_env())
+    try:
+        sh(in_ns(argv), env=ansible_env(), timeout=budget)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
-def run_collection(names, root, super_seed=False):
-    inv = inventory(names, root, content_distribution_super_seed=super_seed)
-    argv = [
-        str(VENV_BIN / "ansible-playbook"),
-        "-i",
-        str(inv),
-        "-f",
-        str(len(names) + 1),
-        str(ROOT / "playbooks" / "content.yml"),
-    ]
-    sh(in_ns(argv), env=dict(ansible_env(), JETSON_THOR_REPORT_DIR=str(WORK / "reports")))
+def bytes_on_units(names):
+    """Bytes of regular files under every unit's data root, summed over the units (docker exec, a few at a time)."""
+    def one(unit):
+        out = sh(["docker", "exec", unit, "sh", "-c", f"find {DATA_ROOT} -type f -printf '%s\\n' 2>/dev/null"],
+                 capture=True, check=False)
+        return sum(int(x) for x in out.split())
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return sum(pool.map(one, names))
 
 
-METHODS = {"serial": run_serial, "flat": run_flat, "collection": None}
+def organizer_python():
+    """The organizer's Python, inside the organizer's namespace: the seed and every organizer task run behind the
+    organizer's shaped link, while the controller reaches the units over the bridge as a room's 1 GbE would carry it
+    (at C = 4 Mbit/s, sixty units' module transfers through the organizer's link would cost minutes a room never sees)."""
+    wrapper = WORK / "organizer-python"
+    wrapper.write_text(f"#!/bin/sh\nexec ip netns exec {NETNS} {VENV_BIN / 'python'} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
-def measure(method, names, root, manifest, rate_mbit, super_seed=False):
-    if method == "collection":
-        # Untimed: installs the engine (the unpacked libtorrent wheel, ~26 MB) on the units, once per unit as a package
-        # would be, and makes the torrent on the organizer (once per content set).
+def collection_argv(names, root, **role_vars):
+    inv = inventory(names, root, organizer_python=organizer_python(), **role_vars)
+    playbook = ROOT / "playbooks" / "content.yml"
+    return [str(VENV_BIN / "ansible-playbook"), "-i", str(inv), "-f", str(len(names) + 1), str(playbook)]
+
+
+def collection_env():
+    # profile_tasks: where the playbook's own time goes, per task, in the log
+    callbacks = "jetson_thor.workshop.fleet_status,ansible.posix.profile_tasks"
+    return dict(ansible_env(), JETSON_THOR_REPORT_DIR=str(WORK / "reports"), ANSIBLE_CALLBACKS_ENABLED=callbacks)
+
+
+def run_collection(names, root, **role_vars):
+    sh(collection_argv(names, root, **role_vars), env=collection_env())
+
+
+def collection_report():
+    return json.loads((WORK / "reports" / "content-distribution.json").read_text())
+
+
+def unit_have_bytes(names):
+    """Bytes each unit's engine holds (its status.json), summed over the units."""
+    def one(unit):
+        out = sh(["docker", "exec", unit, "cat", "/var/lib/thor-content/status.json"], capture=True, check=False)
+        try:
+            return int(json.loads(out).get("have_bytes", 0))
+        except ValueError:
+            return 0
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return sum(pool.map(one, names))
+
+
+def run_killed(names, root, total):
+    """The collection's run; once the units hold half of N x F, SIGKILL every unit's engine; the run ends (the organizer
+    stops waiting after the stall bound). Returns the bytes the units held when killed."""
+    argv = collection_argv(names, root, content_distribution_stall_timeout=30)
+    with open(LOG, "a") as log:
+        log.write(f"\n$ {' '.join(argv)}  # killed at half\n")
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=collection_env(), text=True)
+        have = 0
+        while proc.poll() is None:
+            have = unit_have_bytes(names)
+            if have >= total * len(names) / 2:
+                break
+            time.sleep(1)
+        for unit in names:
+            sh(["docker", "exec", unit, "systemctl", "kill", "--signal=SIGKILL", "thor-content-swarm.service"], check=False)
+        proc.wait()
+    return have
+
+
+def measure(method, names, root, manifest, rate_mbit, budget, warmup_root):
+    total = manifest["total_bytes"]
+    f_over_c = total * 8 / (rate_mbit * 1e6)
+    row = {"method": method, "n": len(names), "C_mbit": rate_mbit, "F_over_C_s": f_over_c, "complete": True,
+           "verify_s": None, "transfer_s": None, "transfer_ratio": None, "projected_ratio": None}
+    collection = method.startswith("collection")
+    role_vars = {"content_distribution_super_seed": False} if method == "collection-plain" else {}
+    if collection:
+        # Untimed, on a small content set: installs the engine (the unpacked libtorrent wheel, ~26 MB) on the units, once
+        # per unit as a package would be. The timed run makes the torrent of the real content itself.
         clean_units(names)
-        run_collection(names, root, super_seed)
+        run_collection(names, warmup_root, **role_vars)
     clean_units(names)
+    if method == "collection-kill":
+        row["killed_at_bytes"] = run_killed(names, root, total)
+        row["failed_run"] = {u: r.get("complete") for u, r in collection_report()["units"].items()}
     with Sampler() as sampler:
         start = time.monotonic()
-        if method == "collection":
-            run_collection(names, root, super_seed)
+        if collection:
+            run_collection(names, root, **role_vars)
+        elif method == "serial":
+            done = run_serial(names, root, budget)
+            row["complete"], row["units_done"] = done == len(names), done
         else:
-            METHODS[method](names, root)
+            row["complete"] = run_flat(names, root, budget)
         moved = time.monotonic()
-        if method != "collection":  # the collection's playbook verifies against the manifest itself
+        if not collection and row["complete"]:  # the collection's playbook verifies against the manifest itself
             verify_all(names, root)
+            row["verify_s"] = time.monotonic() - moved
         wall = time.monotonic() - start
-    f_over_c = manifest["total_bytes"] * 8 / (rate_mbit * 1e6)
-    transfer_s = None
-    if method == "collection":
-        verify_all(names, root)  # and the bench checks it independently, outside the timing
-        report = json.loads((WORK / "reports" / "content-distribution.json").read_text())
-        transfer_s = max(u["completed_after"] for u in report["units"].values())  # engines started -> all complete
-    return {
-        "C_mbit": rate_mbit,
-        "F_over_C_s": f_over_c,
-        "transfer_s": transfer_s,
-        "transfer_ratio": transfer_s / f_over_c if transfer_s else None,
-        "method": method,
-        "n": len(names),
-        "wall_s": wall,
-        "verify_s": wall - (moved - start) if method != "collection" else None,
-        "ratio": wall / f_over_c,
-        **sampler.summary(),
-    }
+    row.update(wall_s=wall, ratio=wall / f_over_c, **sampler.summary())
+    if not row["complete"]:  # stopped at the budget: extrapolate from what arrived
+        if method == "serial":
+            row["projected_ratio"] = (wall / max(row["units_done"], 1)) * len(names) / f_over_c
+        else:
+            row["bytes_on_units"] = bytes_on_units(names)
+            row["projected_ratio"] = wall * (total * len(names) / max(row["bytes_on_units"], 1)) / f_over_c
+    if collection:
+        verify_all(names, root)  # the bench checks every unit independently, outside the timing
+        units = collection_report()["units"]
+        row["transfer_s"] = max(u["completed_after"] or 0 for u in units.values())  # engines started -> all complete
+        row["transfer_ratio"] = row["transfer_s"] / f_over_c
+        if method == "collection-kill":
+            beyond = [u["payload_download"] - u["bytes_needed_before"] for u in units.values()]
+            row["lost_bytes"] = sum(u["bytes_needed_before"] for u in units.values())
+            row["resent_bytes"] = sum(u["payload_download"] for u in units.values())
+            row["beyond_lost_max_pct_of_F"] = 100 * max(beyond) / total
+            row["beyond_lost_total_pct_of_NF"] = 100 * sum(beyond) / (total * len(names))
+    return row
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="4,16,60")
-    parser.add_argument("--methods", default="serial,flat,collection")
-    parser.add_argument("--payload-scale", type=int, default=60, help="make_hf_cache --scale (60: F ~ 124 MB)")
+    parser.add_argument(
+        "--methods",
+        default="serial,flat,collection,collection-plain@16,collection-kill@16",
+        help="comma-separated; name@4/16 runs a method only at those sizes",
+    )
+    parser.add_argument("--payload-scale", type=int, default=60, help="make_hf_cache --scale (60: F ~ 130 MB)")
     parser.add_argument(
         "--rate-mbit",
-        default="40",
+        default="40,20,4",
         help="C, every link's rate in both directions: one value, or one per size (2 cores carry ~80 MB/s in all, "
-        "so keep N x C well below 640 Mbit/s, e.g. 40,20,8 for 4,16,60)",
+        "and ansible's forks need CPU too: keep N x C well below 640 Mbit/s, e.g. 40,20,4 for 4,16,60)",
     )
-    parser.add_argument("--super-seed", action="store_true", help="content_distribution_super_seed for the collection")
+    parser.add_argument("--baseline-budget", type=float, default=900, help="seconds before a baseline is stopped")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -382,10 +481,16 @@ def main():
     rates = rates * len(sizes) if len(rates) == 1 else rates
     if len(rates) != len(sizes):
         sys.exit(f"--rate-mbit: give one rate, or one per size ({len(sizes)}), not {len(rates)}")
-    methods = args.methods.split(",")
+    plan = []
+    for spec in args.methods.split(","):
+        name, _, at = spec.partition("@")
+        if name not in ("serial", "flat", "collection", "collection-plain", "collection-kill"):
+            sys.exit(f"--methods: unknown method {name!r}")
+        plan.append((name, [int(x) for x in at.split("/")] if at else sizes))
     WORK.mkdir(parents=True, exist_ok=True)
     root, manifest = payload(args.payload_scale)
-    if "collection" in methods:
+    warmup_root, _ = payload(args.payload_scale * 100)
+    if any(name.startswith("collection") for name, _ in plan):
         engine_wheels()
     fleet_up(max(sizes))
     results = {
@@ -393,6 +498,7 @@ def main():
         "files": len(manifest["files"]),
         "symlinks": len(manifest["symlinks"]),
         "host": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+        "argv": sys.argv[1:],
         "runs": [],
     }
     print(
@@ -404,10 +510,11 @@ def main():
         for n, rate in zip(sizes, rates, strict=True):
             shape_units(units(max(sizes)), rate)
             organizer_netns(rate)
-            for method in methods:
-                row = measure(method, units(n), root, manifest, rate, args.super_seed)
-                results["runs"].append(row)
-                print(json.dumps(row), flush=True)
+            for name, at in plan:
+                if n in at:
+                    row = measure(name, units(n), root, manifest, rate, args.baseline_budget, warmup_root)
+                    results["runs"].append(row)
+                    print(json.dumps(row), flush=True)
     finally:
         remove_netns()  # the fleet stays up (shaped) for a re-run: `make fleet-down` removes it
         if args.json:
@@ -416,20 +523,31 @@ def main():
 
 
 def report(results):
-    print(f"\nF = {results['F_bytes'] / 1e6:.1f} MB")
-    head = f"{'method':>10} {'N':>3} {'C Mbit/s':>8} {'F/C s':>6} {'wall s':>8} {'ratio':>7}"
-    head += f" {'of which verify s':>17} {'swarm only s':>12} {'ratio':>6}"
+    print(f"\nF = {results['F_bytes'] / 1e6:.1f} MB; twin units (a simulated fleet, not Thor)")
+    head = f"{'method':>16} {'N':>3} {'C Mbit/s':>8} {'F/C s':>6} {'wall s':>8} {'ratio':>7} {'projected':>9}"
+    head += f" {'verify s':>11} {'swarm only s':>12} {'ratio':>6}"
     print(head + f" {'CPU mean %':>10} {'CPU max %':>9} {'disk w MB/s':>11}")
     for r in results["runs"]:
-        verify = f"{r['verify_s']:.1f}" if r["verify_s"] is not None else "in playbook"
+        verify = f"{r['verify_s']:.1f}" if r["verify_s"] is not None else ("in playbook" if r["complete"] else "-")
         swarm = f"{r['transfer_s']:.1f}" if r["transfer_s"] else "-"
         swarm_ratio = f"{r['transfer_ratio']:.2f}" if r["transfer_ratio"] else "-"
+        ratio = f"{r['ratio']:.2f}" if r["complete"] else f">={r['ratio']:.2f}"
+        projected = f"{r['projected_ratio']:.1f}" if r["projected_ratio"] else "-"
         print(
-            f"{r['method']:>10} {r['n']:>3} {r['C_mbit']:>8g} {r['F_over_C_s']:>6.1f} {r['wall_s']:>8.1f} {r['ratio']:>7.2f} "
-            f"{verify:>17} {swarm:>12} {swarm_ratio:>6} "
+            f"{r['method']:>16} {r['n']:>3} {r['C_mbit']:>8g} {r['F_over_C_s']:>6.1f} {r['wall_s']:>8.1f} {ratio:>7} "
+            f"{projected:>9} {verify:>11} {swarm:>12} {swarm_ratio:>6} "
             f"{r['cpu_mean_pct']:>10.1f} {r['cpu_max_pct']:>9.1f} {r['disk_write_mb_s']:>11.1f}"
         )
-    print("ratio = time-to-all-verified / (F/C); swarm only = the collection's engines started -> every unit complete.")
+    print("ratio = time-to-all-verified / (F/C); >= : stopped at --baseline-budget, projected = extrapolated from the units")
+    print("done (serial) or the bytes on the units (flat); swarm only = the collection's engines started -> every unit complete.")
+    for r in results["runs"]:
+        if r["method"] == "collection-kill":
+            print(
+                f"collection-kill N={r['n']}: engines killed (SIGKILL) holding {r['killed_at_bytes'] / 1e6:.1f} MB of "
+                f"{r['n'] * results['F_bytes'] / 1e6:.1f} MB; the re-run needed {r['lost_bytes'] / 1e6:.1f} MB and received "
+                f"{r['resent_bytes'] / 1e6:.1f} MB: beyond what was lost, at most {r['beyond_lost_max_pct_of_F']:.2f} % of F "
+                f"on a unit, {r['beyond_lost_total_pct_of_NF']:.2f} % of N x F in all."
+            )
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ def sha256_file(path, chunk=CHUNK):
     return digest.hexdigest()
 
 
+PACK_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
 def kind_of(rel):
     """What a file is, from where it lives in the content root."""
     parts = rel.split("/")
@@ -50,7 +53,14 @@ def kind_of(rel):
         if "refs" in parts:
             return "hf-ref"
         return "hf-file"
-    return {"encodings": "encoding", "packs": "compile-cache", "images": "image"}.get(parts[0], "file")
+    if parts[0] == "encodings":
+        return "encoding"
+    # Only the archives are packs and images; their notes (packs/vllm_cache.keys.json) are plain files.
+    if parts[0] == "packs" and rel.endswith(PACK_SUFFIXES):
+        return "compile-cache"
+    if parts[0] == "images" and rel.endswith(".tar"):
+        return "image"
+    return "file"
 
 
 def _inside(root, rel, target):

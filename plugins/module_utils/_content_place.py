@@ -49,14 +49,15 @@ def route_source(address):
 def pack_target(rel):
     """packs/vllm_cache.tar -> vllm_cache: where a packed compile cache is unpacked, relative to the root."""
     name = os.path.basename(rel)
-    for suffix in (".tar.gz", ".tgz", ".tar"):
+    for suffix in cm.PACK_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
 
 
 def packs(manifest):
-    return [f for f in manifest["files"] if f.get("kind") == "compile-cache"]
+    # Manifests written before kind_of knew better also called packs/*.keys.json a compile cache: archives only.
+    return [f for f in manifest["files"] if f.get("kind") == "compile-cache" and f["path"].endswith(cm.PACK_SUFFIXES)]
 
 
 def unpack_state(root):

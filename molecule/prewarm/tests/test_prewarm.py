@@ -1,7 +1,8 @@
 """What converge.yml's two pre-warm runs left on the organizer, and how a stage starts from the pack.
 
 The organizer's content root is <ephemeral>/organizer-data; the runs' statuses are status-first.json and
-status-second.json (scripts/prewarm.py status --json); serve-check.log is llama-fp4 served on thor-m1 from the pack.
+status-second.json (scripts/prewarm.py status --json); after playbooks/content.yml distributed the content,
+serve-<unit>-<stage>.log is each warmed stage started on each unit.
 """
 
 from __future__ import annotations
@@ -122,8 +123,18 @@ def test_compile_cache_packed_one_entry_per_stage(manifest):
     assert {s["unit"] for s in stages.values()} == {"thor-m1", "thor-m2"}
 
 
-def test_second_start_of_a_stage_skips_compilation():
-    log = (EPHEMERAL / "serve-check.log").read_text()
-    assert "Application startup complete" in log
+@pytest.mark.parametrize("unit_name", ["thor-m1", "thor-m2"])
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_starts_without_compiling_on_every_unit_after_distribution(unit_name, stage):
+    """The compile cache travelled in the pack: on both units (one of which never warmed this stage), each stage's
+    start-up loads the compiled graphs instead of compiling them."""
+    log = (EPHEMERAL / f"serve-{unit_name}-{stage}.log").read_text()
+    assert "Application startup complete" in log, [line for line in log.splitlines() if "Error" in line][:5]
     assert "Directly load the compiled graph(s) for dynamic shape from the cache" in log
     assert "Compiling a graph for dynamic shape" not in log
+
+
+def test_distribution_put_the_content_on_both_units():
+    report = json.loads((EPHEMERAL / "reports-content" / "content-distribution.json").read_text())
+    for unit in ("thor-m1", "thor-m2"):
+        assert report["units"][unit]["verified"], report["units"][unit]

@@ -24,6 +24,10 @@ def make_root(path):
         info = tarfile.TarInfo("graph.py")
         info.size = 3
         archive.addfile(info, io.BytesIO(b"abc"))
+    # The pre-warm writes the stages' cache keys next to the pack (packs/vllm_cache.keys.json): a plain file.
+    (path / "packs" / "vllm_cache.keys.json").write_text('{"stages": {}}')
+    (path / "images").mkdir()
+    (path / "images" / "vllm.json").write_text("{}")
     return cm.build(str(path))
 
 
@@ -96,3 +100,20 @@ def test_swarm_summary_says_a_killed_engine():
     engine = {"total_bytes": 100, "have_bytes": 40, "payload_download": 40, "peers": 2, "complete": False, "stopped": None}
     line = content_swarm.summarize(engine, running=False)
     assert "incomplete" in line and "40.0 %" in line and "killed or crashed" in line
+
+
+def test_only_archives_are_packs_and_images_even_in_an_older_manifest(run_module, tmp_path):
+    manifest = make_root(tmp_path / "org")
+    kinds = {f["path"]: f["kind"] for f in manifest["files"]}
+    assert kinds["packs/vllm_cache.tar"] == "compile-cache"
+    assert kinds["packs/vllm_cache.keys.json"] == "file" and kinds["images/vllm.json"] == "file"
+    # A manifest written before kind_of knew better called the keys file a compile cache too: it is not unpacked.
+    for f in manifest["files"]:
+        if f["path"] == "packs/vllm_cache.keys.json":
+            f["kind"] = "compile-cache"
+    unit = tmp_path / "unit"
+    copy_files(tmp_path / "org", unit, manifest)
+    result = run_module(content_verify.main, {"state": "present", "root": str(unit), "manifest": manifest})
+    assert result["changed"] and result["verification"]["ok"], result
+    assert (unit / "vllm_cache" / "graph.py").read_bytes() == b"abc"
+    assert not (unit / "vllm_cache.keys").exists()
