@@ -11,7 +11,8 @@ The baselines take N x F / C; --baseline-budget stops them after that many secon
 reached at least (">=") and where they were heading (the units done, or the bytes on the units, extrapolated).
 
 Set-up (as root, on this machine): a twin fleet of max(N) units (playbooks/sim/fleet_up.yml), every unit's link
-shaped to C in both directions with `tc tbf` (upload inside the unit, download on the host side of its veth),
+shaped to C in both directions with `tc` (upload inside the unit, download on the host side of its veth; HTB: the
+data at C, the controller's SSH and ARP apart, see shape()),
 and the organizer in a network namespace (`thor-org`) whose only link is a veth into the fleet bridge, shaped
 to C too: the organizer has one link like a unit (the anchors' C_o = C), so a flat push cannot borrow bandwidth
 the room would not have. Every method runs inside that namespace. The payload is a twin content root (real HF
@@ -45,6 +46,7 @@ sys.path.insert(0, str(ROOT / "twin" / "content"))
 WORK = ROOT / "build" / "bench" / "content"
 NETNS = "thor-org"
 ORG_IP = "172.30.38.250"
+CONTROLLER_IP = "172.30.38.1"  # the fleet bridge's gateway (playbooks/sim/vars/fleet.yml): the controller's side
 FLEET_NET = "thor-twin"
 KEY = ROOT / "build" / "sim" / "fleet_key"
 SSH_OPTS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
@@ -183,6 +185,8 @@ def engine_wheels():
     """The organizer's namespace reaches only the fleet: fetch the engine wheel the role would fetch (for the twin
     units' and the organizer's Python 3.11, x86_64) into the role's default wheel cache beforehand."""
     dest = Path.home() / ".cache" / "jetson_thor_workshop" / "content" / "wheels"
+    if list(dest.glob("libtorrent-2.1.1-cp311-cp311-manylinux*_x86_64*.whl")):
+        return  # fetched before: pip download would still ask the index
     argv = [str(VENV_BIN / "python"), "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--no-deps"]
     argv += ["--implementation", "cp", "--platform", "manylinux2014_x86_64", "--python-version", "3.11"]
     sh([*argv, "--dest", str(dest), "libtorrent==2.1.1"])
@@ -198,14 +202,32 @@ def host_veth(container):
     raise RuntimeError(f"no host veth for {container}")
 
 
-def tbf(rate_mbit):
-    return ["root", "tbf", "rate", f"{rate_mbit}mbit", "burst", "64kb", "latency", "100ms"]
+def shape(prefix, dev, rate_mbit):
+    """Shape a link's outgoing traffic to C, except the controller's own (its SSH to the units) and ARP.
+
+    In a room the control traffic is a trifle on 1 GbE. On a 4 Mbit/s link full of swarm traffic a plain tbf dropped
+    ARP replies and SSH keepalives, and the first N = 60 runs lost units as unreachable ("No route to host"). So: HTB,
+    the data (units and organizer among themselves: swarm, rsync, synchronize) in a class at C with about 100 ms of
+    queue (as tbf's latency 100ms had), the controller's address and ARP in a class of their own."""
+    limit = max(16, int(rate_mbit * 1e6 / 8 * 0.1 / 1500))
+    tc = [*prefix, "tc"]
+    sh([*tc, "qdisc", "del", "dev", dev, "root"], check=False)
+    sh([*tc, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "10"])
+    rate = f"{rate_mbit}mbit"
+    sh([*tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb", "rate", rate, "ceil", rate])
+    sh([*tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb", "rate", "1000mbit"])
+    sh([*tc, "qdisc", "add", "dev", dev, "parent", "1:10", "handle", "10:", "pfifo", "limit", str(limit)])
+    for direction in ("src", "dst"):
+        sh([*tc, "filter", "add", "dev", dev, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+            "match", "ip", direction, f"{CONTROLLER_IP}/32", "flowid", "1:20"])
+    sh([*tc, "filter", "add", "dev", dev, "parent", "1:", "protocol", "arp", "prio", "2", "u32", "match", "u32", "0", "0",
+        "flowid", "1:20"])
 
 
 def shape_units(names, rate_mbit):
     for unit in names:
-        sh(["docker", "exec", unit, "tc", "qdisc", "replace", "dev", "eth0", *tbf(rate_mbit)])
-        sh(["tc", "qdisc", "replace", "dev", host_veth(unit), *tbf(rate_mbit)])
+        shape(["docker", "exec", unit], "eth0", rate_mbit)
+        shape([], host_veth(unit), rate_mbit)
 
 
 def organizer_netns(rate_mbit):
@@ -220,8 +242,8 @@ def organizer_netns(rate_mbit):
         sh(in_ns(["ip", "addr", "add", f"{ORG_IP}/24", "dev", "thor-org-n"]))
         sh(in_ns(["ip", "link", "set", "thor-org-n", "up"]))
         sh(in_ns(["ip", "link", "set", "lo", "up"]))
-    sh(in_ns(["tc", "qdisc", "replace", "dev", "thor-org-n", *tbf(rate_mbit)]))
-    sh(["tc", "qdisc", "replace", "dev", "thor-org-h", *tbf(rate_mbit)])
+    shape(["ip", "netns", "exec", NETNS], "thor-org-n", rate_mbit)
+    shape([], "thor-org-h", rate_mbit)
 
 
 def remove_netns():
@@ -241,6 +263,11 @@ def ansible_env():
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.minimal",
         ANSIBLE_HOST_KEY_CHECKING="False",
+        # At C = 4 Mbit/s a unit's shaped link is full of swarm traffic, and a new SSH connection's SYN can wait in its
+        # queue past ansible's connect timeout (the first N = 60 warm-up lost thor-17 that way; a room's 1 GbE never
+        # does). Keep each unit's first connection for the whole run, and allow a slow connect.
+        ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=30m -o ServerAliveInterval=15 -o ServerAliveCountMax=8",
+        ANSIBLE_TIMEOUT="60",
     )
 
 
@@ -412,7 +439,7 @@ def measure(method, names, root, manifest, rate_mbit, budget, warmup_root):
            "verify_s": None, "transfer_s": None, "transfer_ratio": None, "projected_ratio": None}
     collection = method.startswith("collection")
     role_vars = {"content_distribution_super_seed": False} if method == "collection-plain" else {}
-    if collection:
+    if collection and warmup_root:
         # Untimed, on a small content set: installs the engine (the unpacked libtorrent wheel, ~26 MB) on the units, once
         # per unit as a package would be. The timed run makes the torrent of the real content itself.
         clean_units(names)
@@ -472,6 +499,12 @@ def main():
         "and ansible's forks need CPU too: keep N x C well below 640 Mbit/s, e.g. 40,20,4 for 4,16,60)",
     )
     parser.add_argument("--baseline-budget", type=float, default=900, help="seconds before a baseline is stopped")
+    parser.add_argument(
+        "--skip-warmup",
+        action="store_true",
+        help="no untimed warm-up run before each collection row: only when every unit already holds the engine from an "
+        "earlier run on this fleet (it installs the engine, ~26 MB, once per unit)",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -489,7 +522,7 @@ def main():
         plan.append((name, [int(x) for x in at.split("/")] if at else sizes))
     WORK.mkdir(parents=True, exist_ok=True)
     root, manifest = payload(args.payload_scale)
-    warmup_root, _ = payload(args.payload_scale * 100)
+    warmup_root = None if args.skip_warmup else payload(args.payload_scale * 100)[0]
     if any(name.startswith("collection") for name, _ in plan):
         engine_wheels()
     fleet_up(max(sizes))

@@ -32,6 +32,9 @@ PROGRESS_JSON = "content-progress.json"
 PROGRESS_TXT = "content-progress.txt"
 STATUS_EVERY = 1.0
 REDIAL_EVERY = 3.0
+# libtorrent's error codes (libtorrent_category) for a connection it closes because neither end wants anything: 37
+# upload_upload_connection, 38 uninteresting_upload_peer. Stable since libtorrent 0.16.
+UPLOAD_ONLY_ERRORS = (37, 38)
 RATE_WINDOW = 10.0
 
 
@@ -141,6 +144,17 @@ class FleetProgress:
             elif unit["state"] == "receiving":
                 unit["state"] = "disconnected"
 
+    def peer_left(self, ip, error_value, now):
+        """A connection to a unit closed: libtorrent closes one between two complete peers at once ("upload to upload
+        connection", or "uninteresting upload-only peer"), so a unit that completed from the other units is often never
+        seen connected by the seed. That reason proves the unit is complete; any other leaves the unit as it was."""
+        name = self.by_ip.get(ip)
+        if name is None or error_value not in UPLOAD_ONLY_ERRORS or self.units[name]["state"] == "done":
+            return
+        self.units[name].update(state="done", bytes=self.total, progress=1.0, done_at=round(now - self.started, 1), eta=0,
+                                rate=0.0)
+        self.last_change = now
+
     def all_done(self):
         return all(u["state"] == "done" for u in self.units.values())
 
@@ -201,6 +215,10 @@ def session_settings(lt, config):
         "seed_choking_algorithm": lt.seed_choking_algorithm_t.fastest_upload,
         "peer_connect_timeout": 5,
         "min_reconnect_time": 2,
+        # Keep dialling a unit whose connections timed out (default: give up after 3 failures). Every address is a unit
+        # of the inventory; at 60 units on a busy network a few attempts fail, and the seed must still meet each unit
+        # again to see it complete (FleetProgress.peer_left). Retries back off by min_reconnect_time x failures.
+        "max_failcount": 1000,
         "send_buffer_watermark": 8 * 1024 * 1024,
         "send_buffer_low_watermark": 1024 * 1024,
         "send_buffer_watermark_factor": 150,
@@ -272,6 +290,8 @@ class Engine:
             if isinstance(alert, lt.hash_failed_alert):
                 self.hash_failures += 1
             elif isinstance(alert, (lt.peer_disconnected_alert, lt.peer_error_alert)):
+                if self.progress is not None and isinstance(alert, lt.peer_disconnected_alert):
+                    self.progress.peer_left(alert.ip[0], alert.error.value(), time.time())
                 self.peer_events = ([*self.peer_events, f"{time.strftime('%H:%M:%S')} {alert.message()}"])[-8:]
             elif isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert, lt.listen_failed_alert)):
                 message = alert.message()

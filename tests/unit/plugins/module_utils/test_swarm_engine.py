@@ -44,6 +44,26 @@ def test_a_unit_that_disconnects_mid_way_is_shown():
     assert progress.units["thor-01"]["bytes"] == 300
 
 
+def test_a_unit_the_seed_only_meets_as_a_complete_peer_is_done():
+    """At 60 units a unit can complete from the others without the seed ever seeing it connected; the seed's next dial
+    meets a complete peer and libtorrent closes that connection at once with 'upload to upload connection' (37) or
+    'uninteresting upload-only peer' (38)."""
+    progress = eng.FleetProgress([("thor-01", "10.0.0.11"), ("thor-02", "10.0.0.12"), ("thor-03", "10.0.0.13")], 1000,
+                                 deadline=10**10)
+    progress.started = 1.0
+    progress.update({}, now=1.0)
+    progress.peer_left("10.0.0.11", 37, now=5.0)
+    progress.peer_left("10.0.0.12", 38, now=6.0)
+    progress.peer_left("10.0.0.13", 0, now=6.0)  # timed out: says nothing about the unit
+    progress.peer_left("10.0.0.99", 37, now=6.0)  # not an expected unit
+    one, two, three = progress.snapshot(7.0, "running")["units"]
+    assert (one["state"], one["bytes"], one["done_at"]) == ("done", 1000, 4.0)
+    assert two["state"] == "done" and three["state"] == "waiting"
+    assert not progress.all_done()
+    progress.update({"10.0.0.13": (1.0, True)}, now=8.0)
+    assert progress.all_done()
+
+
 def test_human_units():
     assert eng.human_bytes(512) == "512 B"
     assert eng.human_bytes(3 * MIB) == "3.0 MiB"
