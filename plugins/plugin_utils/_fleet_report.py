@@ -18,6 +18,10 @@ DETAIL_COLUMNS = (
     ("memory", "unified memory"),
     ("memory_rungs", "memory remediation"),
     ("disk_free_gib", "disk free GiB"),
+    ("stage", "stage"),
+    ("stage_ready", "stage ready"),
+    ("startup", "start-up"),
+    ("stage_hint", "stage hint"),
 )
 
 
@@ -75,6 +79,10 @@ def render_console(summary):
             extra.append(f"L4T {_cell(details.get('l4t'))}, runtime {_cell(details.get('default_runtime'))}")
             if details.get("memory"):
                 extra.append(f"memory {details['memory']}")
+            if details.get("stage"):
+                ready = {True: " ready", False: " not ready"}.get(details.get("stage_ready"), "")
+                startup = f" ({details['startup']})" if details.get("startup") else ""
+                extra.append(f"stage {details['stage']}{ready}{startup}")
         tail = f" [{'; '.join(extra)}]" if extra else ""
         lines.append(f"{row['unit']:<{width}}  {row['status']:<{status_width}}  {row['what_happened']}{tail}")
     if summary["rerun"]:

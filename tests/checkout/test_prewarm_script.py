@@ -16,7 +16,7 @@ spec = importlib.util.spec_from_file_location("prewarm", REPO / "scripts" / "pre
 prewarm = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(prewarm)
 
-FAILED = "thor-02: compile-cache warm-up failed: llama-fp8: vLLM exited before Application startup complete"
+FAILED = "thor-02: compile-cache warm-up failed: fp8: vLLM exited before Application startup complete"
 WAIT = "Warm-up | wait for Application startup complete: gpt-oss-120b"
 PATHS = {"root": "/data", "hub": "/data/models/huggingface/hub", "state_dir": "/data/.prewarm", "progress": "/p.json"}
 
@@ -34,7 +34,7 @@ def stream():
               res={"changed": False, "ansible_facts": {"content_prewarm_paths": PATHS}}),
         event(4, "runner_on_start", task="Models | verify", uuid="b"),
         event(5, "runner_on_ok", task="Models | verify", uuid="b", res={"changed": True}),
-        event(6, "runner_on_start", host="thor-02", task="Warm-up | start vLLM: llama-fp8", uuid="c"),
+        event(6, "runner_on_start", host="thor-02", task="Warm-up | start vLLM: fp8", uuid="c"),
         event(7, "runner_on_failed", host="thor-02", task="Warm-up | report the stages that failed on this unit", uuid="d",
               res={"msg": FAILED}),
         event(8, "runner_on_failed", host="thor-03", task="ignored", uuid="e", ignore_errors=True, res={"msg": "x"}),
@@ -51,7 +51,7 @@ def test_summarize_done_running_failed_and_paths():
         "Models | verify": 1,
     }
     assert [(r["host"], r["task"]) for r in summary["running"]] == [
-        ("thor-02", "Warm-up | start vLLM: llama-fp8"),
+        ("thor-02", "Warm-up | start vLLM: fp8"),
         ("thor-01", "Warm-up | wait for Application startup complete: gpt-oss-120b"),
     ]
     assert summary["failures"] == [

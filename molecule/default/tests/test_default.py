@@ -34,6 +34,23 @@ def test_workshop_images_are_present(host):
         assert host.run("docker image inspect %s", image).rc == 0, image
 
 
+def test_open_webui_runs_with_its_key_kept_on_the_unit(host):
+    """workshop.yml ends with webui.yml: Open WebUI on the host network, restart always, its data volume, healthy;
+    the secret key in a root-only file on the unit. (No content was distributed here, so no stage is served.)"""
+    inspect = host.run("docker inspect open-webui")
+    assert inspect.rc == 0, inspect.stderr
+    container = json.loads(inspect.stdout)[0]
+    assert container["State"]["Running"] is True
+    assert container["HostConfig"]["NetworkMode"] == "host"
+    assert container["HostConfig"]["RestartPolicy"]["Name"] == "always"
+    assert [m["Name"] for m in container["Mounts"] if m["Type"] == "volume"] == ["open-webui"]
+    health = host.run("curl -fsS http://127.0.0.1:8080/health")
+    assert health.rc == 0 and json.loads(health.stdout) == {"status": True}, health.stderr
+    with host.sudo():
+        key = host.file("/etc/open-webui/webui-secret-key.env")
+        assert (key.user, key.mode) == ("root", 0o600)
+
+
 def test_thor_release_and_memory_model(host):
     release = host.file("/etc/nv_tegra_release").content_string
     assert release.startswith("# R38 (release), REVISION: ")

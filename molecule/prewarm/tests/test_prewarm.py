@@ -23,7 +23,7 @@ from ansible_collections.jetson_thor.workshop.plugins.module_utils import _conte
 
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 ROOT = EPHEMERAL / "organizer-data"
-STAGES = {"gpt-oss-120b", "llama-fp4", "llama-fp4-eagle3"}
+STAGES = {"gpt-oss-120b", "fp4", "fp4_eagle3"}
 MODELS = {"openai/gpt-oss-120b", "nvidia/Llama-3.1-8B-Instruct-FP4", "yuhuili/EAGLE3-LLaMA3.1-Instruct-8B"}
 PUBLISHED = {
     "o200k_base.tiktoken": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",

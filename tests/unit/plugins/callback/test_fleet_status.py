@@ -113,3 +113,26 @@ def test_json_stdout_stays_json(tmp_path, monkeypatch):
     proc, summary = _run(tmp_path)[:2]
     assert json.loads(proc.stdout)["stats"]["u-failed"]["failures"] == 1
     assert summary["not_ready"] == ["u-failed", "u-unreachable"]
+
+
+def test_stage_details_are_rendered():
+    """The serving role's columns: stage, ready or not, start-up phases, hint; '-' where a unit has none."""
+    from ansible_collections.jetson_thor.workshop.plugins.plugin_utils import _fleet_report as report
+
+    summary = {
+        "check_mode": False, "stopped_early": False, "details_recorded": True, "ready": 1, "total": 2, "rerun": None,
+        "plays_run": ["Serve"],
+        "units": [
+            {"unit": "thor-01", "status": "changed", "what_happened": "3 task(s) changed, 20 ok",
+             "details": {"stage": "fp8", "stage_ready": True, "startup": "load 9 s, compile 5 s (from cache), total 40 s"}},
+            {"unit": "thor-02", "status": "failed", "what_happened": "failed in role vllm_stage",
+             "details": {"stage": "fp8", "stage_ready": False, "stage_hint": "memory: run the memory hygiene"}},
+        ],
+    }
+    markdown = report.render_markdown(summary)
+    assert "| stage | stage ready | start-up | stage hint |" in markdown
+    assert "| fp8 | True | load 9 s, compile 5 s (from cache), total 40 s | - |" in markdown
+    assert "| fp8 | False | - | memory: run the memory hygiene |" in markdown
+    console = report.render_console(summary)
+    assert "stage fp8 ready (load 9 s, compile 5 s (from cache), total 40 s)" in console
+    assert "stage fp8 not ready" in console

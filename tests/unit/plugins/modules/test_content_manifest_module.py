@@ -14,7 +14,7 @@ from hf_cache_fixture import make_repo
 from ansible_collections.jetson_thor.workshop.plugins.modules import content_manifest
 
 IMAGE = {"ref": "thor-twin/vllm:25.09-py3", "id": "sha256:" + "a" * 64, "file": "images/thor-twin_vllm_25.09-py3.tar"}
-CACHES = {"pack": "packs/vllm_cache.tar", "stages": {"llama-fp4": {"key": "k1", "dirs": ["torch_compile_cache/0123456789"]}}}
+CACHES = {"pack": "packs/vllm_cache.tar", "stages": {"fp4": {"key": "k1", "dirs": ["torch_compile_cache/0123456789"]}}}
 
 
 @pytest.fixture
