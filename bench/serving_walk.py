@@ -55,13 +55,15 @@ def fleet_up(n):
     run([VENV_BIN / "ansible-playbook", ROOT / "playbooks" / "sim" / "fleet_up.yml", "-e", f"twin_fleet_size={n}"])
 
 
-def content(n):
-    """Every stage's content on every unit (molecule/shared/serving_content.yml), and no compile cache yet."""
+def content(n, clear_cache=True):
+    """Every stage's content on every unit (molecule/shared/serving_content.yml); no compile cache yet when a cold walk
+    comes first (a warm walk alone keeps the cache an earlier walk left)."""
     limit = ",".join(f"thor-{i:02d}" for i in range(1, n + 1))
     run([VENV_BIN / "ansible-playbook", "-i", INVENTORY, "--limit", limit, ROOT / "molecule" / "shared" / "serving_content.yml",
          "-e", json.dumps({"serving_content_project": str(ROOT), "serving_content_dir": str(WORK / "unit-content")})])
-    run([VENV_BIN / "ansible", "-i", INVENTORY, "--limit", limit, "thor", "--become", "-m", "ansible.builtin.shell", "-a",
-         "docker rm -f vllm >/dev/null 2>&1; rm -rf /home/workshop/data/vllm_cache"])
+    if clear_cache:
+        run([VENV_BIN / "ansible", "-i", INVENTORY, "--limit", limit, "thor", "--become", "-m", "ansible.builtin.shell",
+             "-a", "docker rm -f vllm >/dev/null 2>&1; rm -rf /home/workshop/data/vllm_cache"])
 
 
 def step(walk, stage, n):
@@ -98,7 +100,7 @@ def main():
     WORK.mkdir(parents=True, exist_ok=True)
     LOG.write_text("")
     fleet_up(args.units)
-    content(args.units)
+    content(args.units, clear_cache="cold" in args.walks.split(","))
     rows = []
     for walk in args.walks.split(","):
         for stage in STAGES:
