@@ -15,7 +15,8 @@ if ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 
-if [ "$(cat "$VENV/.pins" 2>/dev/null)" = "$stamp" ]; then
+# Current: made from the same pins, and its interpreter still runs (a venv moved or reached through another path does not).
+if [ "$(cat "$VENV/.pins" 2>/dev/null)" = "$stamp" ] && "$VENV/bin/python" -c '' 2>/dev/null; then
   echo "browser-setup: $VENV is current ($(du -sh "$VENV" | cut -f1))"
   exit 0
 fi
