@@ -150,7 +150,7 @@ def test_cold_start_phases():
     assert p["startup_complete"] is True
     complete = next(when for when, text in lines if "Application startup complete." in text)
     assert p["total_s"] == round(complete - started, 2)
-    assert 1.0 < p["total_s"] < 3.0
+    assert p["total_s"] > 1.0 and p["total_s"] < 3.0  # the fixture's start-up, 1-3 s at VLLM_TWIN_TIME_SCALE=0.01
 
 
 def test_warm_start_loads_from_the_cache():
